@@ -1,0 +1,54 @@
+# Every target is a one-line wrapper around a documented command (see README.md).
+#   make demo              the keyword-spotting job end to end on the emulated Cortex-M7
+#   make test              the whole suite
+#   make firmware BOARD=…  host | qemu-m7 | stm32f746
+#   make flash BOARD=stm32f746
+
+PY := .venv/bin/python
+BOARD ?= qemu-m7
+KWS := build/kws
+SEED ?= 0
+LR ?= 0.05
+
+.PHONY: setup demo test firmware flash corpus pretrain export bake clean config_info
+
+setup:
+	scripts/setup.sh
+
+# --- the keyword-spotting pipeline: corpus -> checkpoint -> .tflite -> baked C++ -> ELF ----------
+$(KWS)/corpus/corpus.json:
+	$(PY) -m model_prep.data.synth_kws --out $(KWS)/corpus --seed $(SEED)
+
+$(KWS)/dscnn.pt: $(KWS)/corpus/corpus.json
+	$(PY) -m model_prep.pretrain --data $(KWS)/corpus --out $@
+
+$(KWS)/dscnn.tflite: $(KWS)/dscnn.pt
+	$(PY) -m model_prep.export $< -o $@ --data $(KWS)/corpus
+
+$(KWS)/baked/model_data.cc: $(KWS)/dscnn.tflite
+	$(PY) -m model_prep.bake $< -o $(KWS)/baked --train classifier --lr $(LR)
+
+corpus: setup $(KWS)/corpus/corpus.json
+pretrain: setup $(KWS)/dscnn.pt
+export: setup $(KWS)/dscnn.tflite
+bake: setup $(KWS)/baked/model_data.cc
+
+firmware: bake
+	$(MAKE) -C firmware BOARD=$(BOARD) APP=app MODEL_DIR=../$(KWS)/baked BUILD_DIR=../build/firmware/$(BOARD)
+
+flash: bake
+	$(MAKE) -C firmware BOARD=$(BOARD) APP=app MODEL_DIR=../$(KWS)/baked BUILD_DIR=../build/firmware/$(BOARD) flash
+
+demo: setup
+	$(MAKE) firmware BOARD=qemu-m7
+	$(PY) host_tools/stream.py --dataset kws --data $(KWS)/corpus --emulate qemu-m7 \
+		--elf build/firmware/qemu-m7/firmware.elf --out build/demo/summary.json
+
+test: setup
+	$(PY) -m pytest -q
+
+config_info:
+	$(MAKE) -C firmware BOARD=$(BOARD) config_info
+
+clean:
+	rm -rf build

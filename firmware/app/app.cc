@@ -1,0 +1,186 @@
+// The on-device training application: serves the framed serial protocol (runtime/protocol.h)
+// over the board's HAL, runs the baked model, and trains its classifier on streamed samples.
+// The same file runs on host, under QEMU and on the STM32F746.
+#include <stdio.h>
+#include <string.h>
+
+#include "classifier_sgd.h"
+#include "hal/hal.h"
+#include "model.h"
+#include "protocol.h"
+
+namespace odt {
+extern const ModelDesc kModel;
+extern const ClassifierTraining* const kTraining;  // nullptr when the model is inference-only
+extern const int32_t kTrainingInputOffset;
+}  // namespace odt
+
+namespace {
+
+using namespace odt;
+
+uint8_t rx_buffer[kMaxPayload];
+uint8_t tx_buffer[kMaxFrameSize];
+int32_t grad_scratch[256];
+
+struct Stats {
+  uint32_t samples_trained, train_correct, evals;
+  uint32_t train_ticks, eval_ticks;
+  uint32_t last_train_ticks, last_eval_ticks;
+} stats;
+uint64_t rng_state;
+
+void send(uint8_t type, const uint8_t* payload, size_t len) {
+  hal_write(tx_buffer, encode_frame(type, payload, len, tx_buffer, sizeof(tx_buffer)));
+}
+
+void send_error(uint8_t code, const char* message) {
+  hal_write(tx_buffer, encode_error(code, message, tx_buffer, sizeof(tx_buffer)));
+}
+
+void restore_params() {
+  if (kTraining == nullptr) return;
+  const ClassifierTraining& t = *kTraining;
+  memcpy(t.weights, t.weights_init, static_cast<size_t>(t.in_features * t.out_features));
+  memcpy(t.bias, t.bias_init, sizeof(int32_t) * static_cast<size_t>(t.out_features));
+  rng_state = t.seed;
+  memset(&stats, 0, sizeof(stats));
+}
+
+int32_t params_bytes() {
+  return kTraining ? kTraining->out_features * (kTraining->in_features + 4) : 0;
+}
+
+// Forward pass on `input`; returns the arg-max class and its ticks.
+int32_t forward(const uint8_t* input, uint32_t* ticks) {
+  const uint32_t start = hal_ticks();
+  memcpy(kModel.arena + kModel.input_offset, input, static_cast<size_t>(kModel.input_bytes));
+  invoke(kModel);
+  const int8_t* out = kModel.arena + kModel.output_offset;
+  int32_t best = 0;
+  for (int32_t i = 1; i < kModel.output_bytes; ++i) best = out[i] > out[best] ? i : best;
+  *ticks = hal_ticks() - start;
+  return best;
+}
+
+size_t write_info(char* p, size_t cap) {
+  const size_t static_ram = hal_static_ram_used(), stack = hal_stack_used();
+  return static_cast<size_t>(snprintf(
+      p, cap,
+      "{%s, \"board\": \"%s\", \"input_bytes\": %ld, \"params_bytes\": %ld, \"flash_bytes\": %lu, "
+      "\"static_sram_bytes\": %lu, \"stack_bytes_used\": %lu, \"stack_bytes_reserved\": %lu, "
+      "\"peak_sram_bytes\": %lu, \"tick_hz\": %lu}",
+      kModel.info_json, hal_board_name(), static_cast<long>(kModel.input_bytes),
+      static_cast<long>(params_bytes()), static_cast<unsigned long>(hal_flash_used()),
+      static_cast<unsigned long>(static_ram), static_cast<unsigned long>(stack),
+      static_cast<unsigned long>(hal_stack_size()), static_cast<unsigned long>(static_ram + stack),
+      static_cast<unsigned long>(hal_ticks_per_second())));
+}
+
+size_t write_stats(char* p, size_t cap) {
+  return static_cast<size_t>(snprintf(
+      p, cap,
+      "{\"samples_trained\": %lu, \"train_correct\": %lu, \"evals\": %lu, \"train_ticks\": %lu, "
+      "\"eval_ticks\": %lu, \"last_train_ticks\": %lu, \"last_eval_ticks\": %lu, \"tick_hz\": %lu, "
+      "\"stack_bytes_used\": %lu}",
+      static_cast<unsigned long>(stats.samples_trained), static_cast<unsigned long>(stats.train_correct),
+      static_cast<unsigned long>(stats.evals), static_cast<unsigned long>(stats.train_ticks),
+      static_cast<unsigned long>(stats.eval_ticks), static_cast<unsigned long>(stats.last_train_ticks),
+      static_cast<unsigned long>(stats.last_eval_ticks),
+      static_cast<unsigned long>(hal_ticks_per_second()), static_cast<unsigned long>(hal_stack_used())));
+}
+
+void handle_train(const uint8_t* payload, size_t len) {
+  if (kTraining == nullptr) return send_error(kErrBadValue, "this build trains nothing");
+  if (len != static_cast<size_t>(kModel.input_bytes) + 1) return send_error(kErrBadLength, "TRAIN: label + input bytes");
+  const int32_t label = payload[0];
+  if (label >= kModel.output_bytes) return send_error(kErrBadValue, "label out of range");
+  uint32_t ticks;
+  const int32_t pred = forward(payload + 1, &ticks);
+  const uint32_t start = hal_ticks();
+  classifier_sgd_step(*kTraining, kModel.arena + kTrainingInputOffset, kModel.arena + kModel.output_offset,
+                      label, &rng_state, grad_scratch);
+  ticks += hal_ticks() - start;
+  stats.samples_trained++;
+  stats.train_correct += pred == label;
+  stats.train_ticks += ticks;
+  stats.last_train_ticks = ticks;
+  uint8_t reply[5] = {static_cast<uint8_t>(pred)};
+  put_u32le(reply + 1, ticks);
+  send(kMsgTrain | kMsgResponseBit, reply, sizeof(reply));
+}
+
+void handle_eval(const uint8_t* payload, size_t len) {
+  if (len != static_cast<size_t>(kModel.input_bytes)) return send_error(kErrBadLength, "EVAL: input bytes");
+  uint32_t ticks;
+  const int32_t pred = forward(payload, &ticks);
+  stats.evals++;
+  stats.eval_ticks += ticks;
+  stats.last_eval_ticks = ticks;
+  uint8_t* reply = rx_buffer;  // the request is consumed: reuse its buffer for the reply
+  reply[0] = static_cast<uint8_t>(pred);
+  put_u32le(reply + 1, ticks);
+  memcpy(reply + 5, kModel.arena + kModel.output_offset, static_cast<size_t>(kModel.output_bytes));
+  send(kMsgEval | kMsgResponseBit, reply, 5 + static_cast<size_t>(kModel.output_bytes));
+}
+
+// The trainable-parameter blob: int8 weights [out][in], then int32 LE biases [out].
+void handle_params(const uint8_t* payload, size_t len) {
+  if (len != 6) return send_error(kErrBadLength, "PARAMS: u32 offset + u16 length");
+  const uint32_t offset = get_u32le(payload), count = get_u16le(payload + 4);
+  const uint32_t total = static_cast<uint32_t>(params_bytes());
+  if (offset > total || count > total - offset || count > kMaxPayload)
+    return send_error(kErrBadValue, "PARAMS: range outside the parameter blob");
+  const uint32_t wbytes = total ? static_cast<uint32_t>(kTraining->in_features * kTraining->out_features) : 0;
+  for (uint32_t i = 0; i < count; ++i) {
+    const uint32_t at = offset + i;
+    rx_buffer[i] = at < wbytes ? static_cast<uint8_t>(kTraining->weights[at])
+                               : static_cast<uint8_t>(static_cast<uint32_t>(kTraining->bias[(at - wbytes) / 4]) >>
+                                                      (8 * ((at - wbytes) % 4)));
+  }
+  send(kMsgParams | kMsgResponseBit, rx_buffer, count);
+}
+
+void dispatch(uint8_t type, const uint8_t* payload, size_t len) {
+  char* text = reinterpret_cast<char*>(rx_buffer);
+  switch (type) {
+    case kMsgInfo:
+      return send(kMsgInfo | kMsgResponseBit, rx_buffer, write_info(text, sizeof(rx_buffer)));
+    case kMsgTrain:
+      return handle_train(payload, len);
+    case kMsgEval:
+      return handle_eval(payload, len);
+    case kMsgStats:
+      return send(kMsgStats | kMsgResponseBit, rx_buffer, write_stats(text, sizeof(rx_buffer)));
+    case kMsgParams:
+      return handle_params(payload, len);
+    case kMsgReset:
+      restore_params();
+      return send(kMsgReset | kMsgResponseBit, nullptr, 0);
+    default:
+      return send_error(kErrUnknownType, "unknown message type");
+  }
+}
+
+void report_decoder_error(uint8_t code) {
+  static const char* const kText[] = {"", "bad CRC", "truncated frame", "", "", "payload too long"};
+  send_error(code, code < 6 ? kText[code] : "frame error");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  hal_init(argc, argv);
+  restore_params();
+  FrameDecoder decoder(rx_buffer, sizeof(rx_buffer));
+  uint8_t chunk[64];
+  for (;;) {
+    const size_t n = hal_read(chunk, sizeof(chunk), 20);
+    for (size_t i = 0; i < n; ++i) {
+      const FrameDecoder::Result r = decoder.push(chunk[i], hal_millis());
+      if (r == FrameDecoder::kFrame) dispatch(decoder.type(), decoder.payload(), decoder.length());
+      if (r == FrameDecoder::kError) report_decoder_error(decoder.error());
+    }
+    if (n == 0 && decoder.poll(hal_millis()) == FrameDecoder::kError) report_decoder_error(decoder.error());
+  }
+}

@@ -1,0 +1,87 @@
+// Int8 inference kernels with TensorFlow Lite Micro's reference integer arithmetic.
+//
+// Every kernel is a pure function: the caller owns all memory, nothing allocates, nothing
+// keeps state. Tensors are NHWC int8. Quantization parameters are computed once at bake
+// time (model_prep/bake.py) and travel in the small structs below. Each kernel is mirrored
+// one-to-one by a NumPy function in model_prep/int8_ops.py; tests/test_kernels.py proves
+// the two and the tflite-micro interpreter equal bit for bit.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+namespace odt {
+
+// Shape of an NHWC tensor. Filters use the same struct: conv OHWI as {o, h, w, i},
+// depthwise 1HWC as {1, h, w, c}.
+struct Dims {
+  int32_t n, h, w, c;
+};
+
+// Per-output-channel requantization. The real multiplier s_in * s_w[c] / s_out equals
+// multiplier[c] * 2^(shift[c] - 31), with multiplier[c] in [2^30, 2^31) (or 0) and
+// shift[c] in [-31, 30], exactly as TFLite's QuantizeMultiplier computes it.
+// A per-tensor quantized layer simply repeats the same pair for every channel.
+struct ChannelQuant {
+  const int32_t* multiplier;
+  const int32_t* shift;
+};
+
+// CONV_2D and DEPTHWISE_CONV_2D.
+struct ConvParams {
+  int32_t input_offset;      // minus the input zero point, in [-127, 128]
+  int32_t output_offset;     // the output zero point, in [-128, 127]
+  int32_t stride_h, stride_w;
+  int32_t dilation_h, dilation_w;
+  int32_t pad_h, pad_w;      // padding before the first row / column (SAME or VALID resolved at bake)
+  int32_t depth_multiplier;  // depthwise only: output channels per input channel
+  int32_t act_min, act_max;  // fused activation as a clamp in the output's int8 domain
+};
+
+// FULLY_CONNECTED: output[b][o] = requant(sum_i w[o][i] * (x[b][i] + input_offset) + bias[o]).
+struct FcParams {
+  int32_t input_offset;   // minus the input zero point
+  int32_t output_offset;  // the output zero point
+  int32_t act_min, act_max;
+};
+
+// MEAN over H and W of an NHWC tensor (keep_dims either way: the output is N x C).
+// TFLM (this build) takes one integer path for every int8 MEAN, whether or not input and output
+// quantization are identical: sum(x - zp_in) times QuantizeMultiplier(s_in / s_out) with
+// 1 / (H * W) folded into the multiplier by the kernel, plus zp_out, clamped.
+struct MeanParams {
+  int32_t input_zero_point;
+  int32_t output_zero_point;
+  int32_t multiplier;  // QuantizeMultiplier(double(s_in) / double(s_out)), as ChannelQuant
+  int32_t shift;
+};
+
+// PAD with a constant: before[d] / after[d] elements on each side of dimension d (N, H, W, C).
+struct PadParams {
+  int32_t before[4];
+  int32_t after[4];
+  int8_t pad_value;  // the output zero point unless the model gives a constant
+};
+
+// Reference integer multiply of TFLite: round(x * multiplier * 2^(shift - 31)) with
+// TFLite's rounding (saturating rounding doubling high multiply, then rounding right shift).
+int32_t multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int32_t shift);
+
+void conv2d_s8(const ConvParams& p, const ChannelQuant& q, const Dims& in, const int8_t* input,
+               const Dims& filter, const int8_t* weights, const int32_t* bias, const Dims& out,
+               int8_t* output);
+
+void depthwise_conv2d_s8(const ConvParams& p, const ChannelQuant& q, const Dims& in,
+                         const int8_t* input, const Dims& filter, const int8_t* weights,
+                         const int32_t* bias, const Dims& out, int8_t* output);
+
+void fully_connected_s8(const FcParams& p, const ChannelQuant& q, int32_t batches,
+                        int32_t in_features, const int8_t* input, int32_t out_features,
+                        const int8_t* weights, const int32_t* bias, int8_t* output);
+
+void mean_hw_s8(const MeanParams& p, const Dims& in, const int8_t* input, int8_t* output);
+
+void pad_s8(const PadParams& p, const Dims& in, const int8_t* input, const Dims& out,
+            int8_t* output);
+
+}  // namespace odt

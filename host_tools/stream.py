@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Stream new data to a board, train it on the device, and measure on-device accuracy.
+
+    .venv/bin/python host_tools/stream.py --dataset kws --port /dev/ttyACM0
+    .venv/bin/python host_tools/stream.py --dataset kws --emulate qemu-m7 --elf build/firmware/qemu-m7/firmware.elf
+
+The board's INFO reply says how to quantize its input, so any board running any baked model
+works. Samples come from the dataset's on-device group (speakers the model was not
+pre-trained on): its train split is streamed for training, its validation and test splits
+are the held-out evaluation set. Accuracy is measured on the device before, during and after
+training; a JSON summary and a PNG accuracy curve are written.
+"""
+import argparse
+import datetime
+import json
+import platform
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from host_tools.protocol import Device, DeviceError  # noqa: E402
+from model_prep.data import datasets, frontend  # noqa: E402
+
+
+def device_samples(dataset, root, n_train, n_eval, seed):
+    """(train x, train y, eval x, eval y) float features of the on-device group."""
+    x_tr, y_tr = datasets.load_features(dataset, root, "train", "device")
+    held = [datasets.load_features(dataset, root, s, "device") for s in ("validation", "test")]
+    x_ev, y_ev = np.concatenate([h[0] for h in held]), np.concatenate([h[1] for h in held])
+    rng = np.random.default_rng(seed)
+    tr, ev = rng.permutation(len(x_tr))[:n_train], rng.permutation(len(x_ev))[:n_eval]
+    return x_tr[tr], y_tr[tr], x_ev[ev], y_ev[ev]
+
+
+def quantize(x, info):
+    q = frontend.quantize_features(x, info["input_scale"], info["input_zero_point"])
+    return q.reshape(len(x), -1)
+
+
+def evaluate(dev, x, y, bar=None):
+    correct = 0
+    for xi, yi in zip(x, y):
+        correct += dev.evaluate(xi.tobytes()).pred == yi
+        if bar:
+            bar.update(1)
+    return correct / max(1, len(y))
+
+
+def plot(curve, path, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([c[0] for c in curve], [100 * c[1] for c in curve], "o-")
+    ax.set_xlabel("samples trained on the device")
+    ax.set_ylabel("held-out accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def git_commit():
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run(dev, args, port):
+    from tqdm import tqdm
+    info = dev.info()
+    dev.reset()
+    x_tr, y_tr, x_ev, y_ev = device_samples(args.dataset, args.data, args.train, args.eval, args.seed)
+    q_tr, q_ev = quantize(x_tr, info), quantize(x_ev, info)
+    checkpoints = sorted({0, len(q_tr)} | set(range(args.curve_every, len(q_tr), args.curve_every)))
+    total = len(q_tr) + len(checkpoints) * len(q_ev)
+    curve = []
+    t0 = time.time()
+    with tqdm(total=total, desc=f"{info['board']}: train {len(q_tr)} / eval {len(q_ev)}", unit="frame",
+              file=sys.stderr, disable=args.quiet) as bar:
+        for i in range(len(q_tr) + 1):
+            if i in checkpoints:
+                curve.append((i, evaluate(dev, q_ev, y_ev, bar)))
+            if i < len(q_tr):
+                dev.train(int(y_tr[i]), q_tr[i].tobytes())
+                bar.update(1)
+    stats, info = dev.stats(), dev.info()
+    summary = {
+        "board": info["board"], "model": info["model"], "scheme": info["scheme"], "port": port,
+        "dataset": args.dataset, "samples_trained": stats["samples_trained"], "eval_samples": len(q_ev),
+        "acc_before": curve[0][1], "acc_after": curve[-1][1], "curve": curve,
+        "train_running_acc": stats["train_correct"] / max(1, stats["samples_trained"]),
+        "peak_sram_bytes": info["peak_sram_bytes"], "flash_bytes": info["flash_bytes"],
+        "static_sram_bytes": info["static_sram_bytes"], "arena_bytes": info["arena_bytes"],
+        "stack_bytes_used": info["stack_bytes_used"], "trainable_bytes": info["trainable_bytes"],
+        "ticks_per_train_step": stats["train_ticks"] / max(1, stats["samples_trained"]),
+        "ticks_per_inference": stats["eval_ticks"] / max(1, stats["evals"]), "tick_hz": stats["tick_hz"],
+        "seconds": round(time.time() - t0, 1), "commit": git_commit(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": platform.node() + " " + platform.machine(), "command": " ".join(sys.argv),
+    }
+    return summary
+
+
+def report(s):
+    print(f"board {s['board']}  model {s['model']}  trains {s['scheme']}")
+    print(f"on-device accuracy on {s['eval_samples']} held-out samples: "
+          f"before {100 * s['acc_before']:.1f} %  ->  after {100 * s['acc_after']:.1f} % "
+          f"({s['samples_trained']} samples trained)")
+    print(f"peak SRAM {s['peak_sram_bytes']} bytes (static {s['static_sram_bytes']} incl. arena "
+          f"{s['arena_bytes']}, stack {s['stack_bytes_used']})  flash {s['flash_bytes']} bytes")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dataset", required=True, choices=datasets.DATASETS)
+    ap.add_argument("--data", type=Path, default=ROOT / "build/kws/corpus", help="dataset root")
+    where = ap.add_mutually_exclusive_group(required=True)
+    where.add_argument("--port", help="pyserial URL: /dev/ttyACM0, socket://127.0.0.1:PORT, ...")
+    where.add_argument("--emulate", choices=("qemu-m7", "host"), help="start this emulated board first")
+    ap.add_argument("--elf", type=Path, help="firmware to run with --emulate")
+    ap.add_argument("--train", type=int, default=400, help="samples to train on (at most)")
+    ap.add_argument("--eval", type=int, default=200, help="held-out samples to evaluate (at most)")
+    ap.add_argument("--curve-every", type=int, default=100, help="evaluate after every N trained samples")
+    ap.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for each reply")
+    ap.add_argument("--retries", type=int, default=3, help="tries per request before giving up")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=Path("build/stream/summary.json"), help="JSON summary (PNG beside)")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = ap.parse_args(argv)
+    if args.emulate and not args.elf:
+        ap.error("--emulate needs --elf (the firmware to run)")
+    try:
+        with ExitStack() as stack:
+            port = args.port
+            if args.emulate:
+                from host_tools.boards import launch
+                port = stack.enter_context(launch(args.emulate, args.elf))
+            dev = stack.enter_context(Device(port, timeout=args.timeout, retries=args.retries))
+            summary = run(dev, args, port)
+    except (DeviceError, ValueError, FileNotFoundError, RuntimeError) as e:
+        sys.exit(f"stream: {e}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(summary, indent=2) + "\n")
+    plot(summary["curve"], args.out.with_suffix(".png"), f"{summary['model']} on {summary['board']}")
+    report(summary)
+    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Read an int8 .tflite flatbuffer into a small, plain graph: tensors, ops and their options.
+
+Everything downstream (the simulator, bake, the export's layer naming) reads models through
+`load_graph`, so the flatbuffer schema is touched in one place only.
+"""
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+
+
+class ModelError(ValueError):
+    """A model file that is missing, not a .tflite, or outside what the project supports."""
+
+
+_OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+_TYPE_NAMES = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+
+
+@dataclass
+class Tensor:
+    index: int
+    name: str
+    shape: tuple
+    dtype: str                       # "int8", "int32", "float32", ...
+    scale: np.ndarray | None = None  # float32, one per channel (or one)
+    zero_point: np.ndarray | None = None
+    quant_dim: int = 0
+    data: np.ndarray | None = None   # constant tensors only
+
+    @property
+    def is_const(self):
+        return self.data is not None
+
+    @property
+    def nbytes(self):
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+
+@dataclass
+class Op:
+    index: int
+    kind: str                        # builtin operator name, e.g. "CONV_2D"
+    inputs: list                     # tensor indices, -1 for an omitted optional input
+    outputs: list
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class Graph:
+    path: Path
+    tensors: list
+    ops: list
+    inputs: list
+    outputs: list
+
+    def producer(self, tensor_index):
+        return next((op for op in self.ops if tensor_index in op.outputs), None)
+
+
+def _options(op_t):
+    opts = op_t.builtinOptions
+    if opts is None:
+        return {}
+    return {k: v for k, v in vars(opts).items() if not k.startswith("_")}
+
+
+def _tensor(i, t, buffers):
+    q = t.quantization
+    scale = zp = None
+    if q is not None and q.scale is not None and len(q.scale):
+        scale = np.asarray(q.scale, dtype=np.float32)
+        zp = np.asarray(q.zeroPoint, dtype=np.int64)
+    dtype = _TYPE_NAMES[t.type]
+    shape = tuple(int(d) for d in (t.shape if t.shape is not None else []))
+    raw = buffers[t.buffer].data if t.buffer < len(buffers) else None
+    data = None
+    if raw is not None and len(raw):
+        data = np.frombuffer(bytes(np.asarray(raw, dtype=np.uint8)), dtype=dtype).reshape(shape)
+    name = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
+    return Tensor(i, name, shape, dtype, scale, zp, int(q.quantizedDimension) if q else 0, data)
+
+
+def read_model(path):
+    """The flatbuffer object tree (schema.ModelT) of a .tflite file, with clear errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such model file (expected an int8 .tflite flatbuffer)")
+    buf = path.read_bytes()
+    if len(buf) < 8 or buf[4:8] != b"TFL3":
+        raise ModelError(f"{path}: not a TFLite flatbuffer (missing the 'TFL3' identifier)")
+    return schema.ModelT.InitFromPackedBuf(buf, 0)
+
+
+def load_graph(path):
+    """Parse a .tflite file into a Graph (single subgraph models only)."""
+    model = read_model(path)
+    if len(model.subgraphs) != 1:
+        raise ModelError(f"{path}: {len(model.subgraphs)} subgraphs; only single-subgraph models are supported")
+    g = model.subgraphs[0]
+    tensors = [_tensor(i, t, model.buffers) for i, t in enumerate(g.tensors)]
+    ops = []
+    for i, op_t in enumerate(g.operators):
+        code = model.operatorCodes[op_t.opcodeIndex]
+        kind = _OP_NAMES.get(max(code.builtinCode, code.deprecatedBuiltinCode), f"CUSTOM({code.customCode})")
+        ops.append(Op(i, kind, [int(x) for x in op_t.inputs], [int(x) for x in op_t.outputs], _options(op_t)))
+    return Graph(Path(path), tensors, ops, [int(x) for x in g.inputs], [int(x) for x in g.outputs])
+
+
+def rename_tensors(src, dst, names):
+    """Write a copy of the model at `src` to `dst` with tensors renamed ({index: new name})."""
+    model = read_model(src)
+    for i, name in names.items():
+        model.subgraphs[0].tensors[i].name = name.encode()
+    import flatbuffers
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    Path(dst).write_bytes(builder.Output())

@@ -1,0 +1,426 @@
+"""Int8 kernels: the C++ (firmware/runtime/kernels), the NumPy mirror (model_prep/int8_ops.py) and
+the tflite-micro interpreter agree bit for bit.
+
+    .venv/bin/pytest tests/test_kernels.py -q
+
+Each case converts a one-op Keras model to a full-integer int8 .tflite with TFLiteConverter
+(some then edited with the flatbuffer object API, e.g. to give MEAN identical in/out
+quantization), reads the op's parameters from the flatbuffer the way bake does, and runs
+random int8 inputs through TFLM (in a subprocess: a failed check in TFLM aborts the process),
+the NumPy mirror and the C++ kernels (built with g++ into a shared library, called via ctypes).
+"""
+import ctypes
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import flatbuffers
+import numpy as np
+import pytest
+from ai_edge_litert import schema_py_generated as fb
+
+from model_prep import int8_ops as ops
+
+ROOT = Path(__file__).resolve().parents[1]
+KERNELS = ROOT / "firmware" / "runtime" / "kernels"
+SEEDS = range(4)
+OPNAMES = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
+DTYPES = {fb.TensorType.INT8: np.int8, fb.TensorType.INT32: np.int32,
+          fb.TensorType.FLOAT32: np.float32}
+
+
+# -- the C++ kernels through ctypes ---------------------------------------------------------
+
+
+class Dims(ctypes.Structure):
+    _fields_ = [(k, ctypes.c_int32) for k in "nhwc"]
+
+
+class ConvParams(ctypes.Structure):
+    _fields_ = [(k, ctypes.c_int32) for k in (
+        "input_offset", "output_offset", "stride_h", "stride_w", "dilation_h", "dilation_w",
+        "pad_h", "pad_w", "depth_multiplier", "act_min", "act_max")]
+
+
+class FcParams(ctypes.Structure):
+    _fields_ = [(k, ctypes.c_int32) for k in ("input_offset", "output_offset", "act_min", "act_max")]
+
+
+class MeanParams(ctypes.Structure):
+    _fields_ = [(k, ctypes.c_int32) for k in (
+        "input_zero_point", "output_zero_point", "multiplier", "shift")]
+
+
+class PadParams(ctypes.Structure):
+    _fields_ = [("before", ctypes.c_int32 * 4), ("after", ctypes.c_int32 * 4),
+                ("pad_value", ctypes.c_int8)]
+
+
+def ptr(a):
+    return a.ctypes.data_as(ctypes.c_void_p) if a is not None else None
+
+
+def dims(shape):
+    return Dims(*shape)
+
+
+class Cpp:
+    """The C++ kernels with the NumPy mirror's signatures."""
+
+    def __init__(self, path):
+        self.lib = ctypes.CDLL(str(path))
+
+    def multiply_by_quantized_multiplier(self, x, multiplier, shift):
+        x, m, s = (np.ascontiguousarray(np.broadcast_to(a, np.shape(x)), np.int32).ravel()
+                   for a in (x, multiplier, shift))
+        out = np.empty_like(x)
+        self.lib.shim_multiply_by_quantized_multiplier(ptr(x), ptr(m), ptr(s), ptr(out), len(x))
+        return out
+
+    def _conv(self, fn, p, q, x, w, b, out_hw):
+        oc = w.shape[0] if fn == "shim_conv2d_s8" else w.shape[3]
+        out = np.empty((x.shape[0], *out_hw, oc), np.int8)
+        m, s = (np.ascontiguousarray(a, np.int32) for a in q)
+        b = None if b is None else np.ascontiguousarray(b, np.int32)
+        x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
+        getattr(self.lib, fn)(ctypes.byref(ConvParams(*vars(p).values())), ptr(m), ptr(s),
+                              ctypes.byref(dims(x.shape)), ptr(x), ctypes.byref(dims(w.shape)),
+                              ptr(w), ptr(b), ctypes.byref(dims(out.shape)), ptr(out))
+        return out
+
+    def conv2d_s8(self, p, q, x, w, b, out_hw):
+        return self._conv("shim_conv2d_s8", p, q, x, w, b, out_hw)
+
+    def depthwise_conv2d_s8(self, p, q, x, w, b, out_hw):
+        return self._conv("shim_depthwise_conv2d_s8", p, q, x, w, b, out_hw)
+
+    def fully_connected_s8(self, p, q, x, w, b):
+        x, w = np.ascontiguousarray(x.reshape(x.shape[0], -1)), np.ascontiguousarray(w)
+        m, s = (np.ascontiguousarray(a, np.int32) for a in q)
+        b = None if b is None else np.ascontiguousarray(b, np.int32)
+        out = np.empty((x.shape[0], w.shape[0]), np.int8)
+        self.lib.shim_fully_connected_s8(ctypes.byref(FcParams(*vars(p).values())), ptr(m), ptr(s),
+                                         x.shape[0], x.shape[1], ptr(x), w.shape[0], ptr(w),
+                                         ptr(b), ptr(out))
+        return out
+
+    def mean_hw_s8(self, p, x):
+        x = np.ascontiguousarray(x)
+        out = np.empty((x.shape[0], x.shape[3]), np.int8)
+        self.lib.shim_mean_hw_s8(ctypes.byref(MeanParams(*vars(p).values())),
+                                 ctypes.byref(dims(x.shape)), ptr(x), ptr(out))
+        return out
+
+    def pad_s8(self, p, x):
+        x = np.ascontiguousarray(x)
+        shape = [n + a + b for n, a, b in zip(x.shape, p.before, p.after)]
+        out = np.empty(shape, np.int8)
+        cp = PadParams((ctypes.c_int32 * 4)(*p.before), (ctypes.c_int32 * 4)(*p.after), p.pad_value)
+        self.lib.shim_pad_s8(ctypes.byref(cp), ctypes.byref(dims(x.shape)), ptr(x),
+                             ctypes.byref(dims(out.shape)), ptr(out))
+        return out
+
+
+@pytest.fixture(scope="session")
+def cpp(tmp_path_factory):
+    so = tmp_path_factory.mktemp("kernels") / "libkernels.so"
+    sources = sorted(KERNELS.glob("*.cc")) + [ROOT / "tests" / "cpp" / "kernels_shim.cc"]
+    subprocess.run(["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-O2", "-ffp-contract=off",
+                    "-shared", "-fPIC", f"-I{KERNELS}", *map(str, sources), "-o", str(so)],
+                   check=True)
+    return Cpp(so)
+
+
+# -- models: convert, edit, read ------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow
+    return tensorflow
+
+
+def convert(tf, layer, in_shape, batch=1, per_channel=True):
+    """A one-layer Keras model as a full-integer int8 .tflite (int8 input and output)."""
+    tf.keras.utils.set_random_seed(0)
+    inp = tf.keras.Input(in_shape, batch_size=batch)
+    conv = tf.lite.TFLiteConverter.from_keras_model(tf.keras.Model(inp, layer(inp)))
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    rng = np.random.default_rng(0)
+    conv.representative_dataset = lambda: (
+        [rng.normal(0.3, 1.5, (batch, *in_shape)).astype(np.float32)] for _ in range(16))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf.int8
+    if not per_channel:
+        conv._experimental_disable_per_channel = True
+        conv._experimental_disable_per_channel_quantization_for_dense_layers = True
+    return conv.convert()
+
+
+def edit(model_bytes, fn):
+    """Apply fn(ModelT) to a .tflite and re-pack it."""
+    m = fb.ModelT.InitFromPackedBuf(model_bytes, 0)
+    fn(m)
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+class Tensor:
+    def __init__(self, m, index):
+        t = m.subgraphs[0].tensors[index]
+        self.shape = tuple(int(d) for d in t.shape)
+        data = m.buffers[t.buffer].data
+        dtype = DTYPES[t.type]
+        self.data = (None if data is None or len(data) == 0 else
+                     np.frombuffer(np.asarray(data, np.uint8).tobytes(), dtype).reshape(self.shape))
+        q = t.quantization
+        self.scale = None if q is None or q.scale is None else np.asarray(q.scale, np.float32)
+        self.zp = None if q is None or q.zeroPoint is None else int(q.zeroPoint[0])
+
+
+class Op:
+    """The single operator of a one-op model: name, options, input tensors, output tensor."""
+
+    def __init__(self, model_bytes):
+        m = fb.ModelT.InitFromPackedBuf(model_bytes, 0)
+        g = m.subgraphs[0]
+        assert len(g.operators) == 1, [OPNAMES[c.builtinCode] for c in m.operatorCodes]
+        op = g.operators[0]
+        code = m.operatorCodes[op.opcodeIndex]
+        self.name = OPNAMES[max(code.builtinCode, code.deprecatedBuiltinCode)]
+        self.options = op.builtinOptions
+        self.inputs = [None if i < 0 else Tensor(m, i) for i in op.inputs]
+        self.output = Tensor(m, op.outputs[0])
+
+
+def run_kernel(k, op, x):
+    """Run op on x with kernel set k (ops or Cpp), parameters computed as bake computes them."""
+    inp, out = op.inputs[0], op.output
+    if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        w, b, o = op.inputs[1], op.inputs[2], op.options
+        depthwise = op.name == "DEPTHWISE_CONV_2D"
+        kh, kw, oc = w.shape[1], w.shape[2], (w.shape[3] if depthwise else w.shape[0])
+        pad = ops.same_padding if o.padding == fb.Padding.SAME else ops.valid_padding
+        pad_h, oh = pad(inp.shape[1], kh, o.strideH, o.dilationHFactor)
+        pad_w, ow = pad(inp.shape[2], kw, o.strideW, o.dilationWFactor)
+        assert (oh, ow) == out.shape[1:3]
+        lo, hi = ops.activation_range(o.fusedActivationFunction, out.scale[0], out.zp)
+        p = ops.ConvParams(-inp.zp, out.zp, o.strideH, o.strideW, o.dilationHFactor,
+                           o.dilationWFactor, pad_h, pad_w, oc // inp.shape[3], lo, hi)
+        q = ops.conv_channel_quant(inp.scale[0], w.scale, out.scale[0], channels=oc)
+        fn = k.depthwise_conv2d_s8 if depthwise else k.conv2d_s8
+        return fn(p, q, x, w.data, None if b is None else b.data, (oh, ow))
+    if op.name == "FULLY_CONNECTED":
+        w, b = op.inputs[1], op.inputs[2] if len(op.inputs) > 2 else None
+        lo, hi = ops.activation_range(op.options.fusedActivationFunction, out.scale[0], out.zp)
+        p = ops.FcParams(-inp.zp, out.zp, lo, hi)
+        q = ops.conv_channel_quant(inp.scale[0], w.scale, out.scale[0], channels=w.shape[0])
+        return k.fully_connected_s8(p, q, x, w.data, None if b is None else b.data)
+    if op.name == "MEAN":
+        assert sorted(op.inputs[1].data.ravel().tolist()) == [1, 2]
+        p = ops.mean_params(inp.scale[0], inp.zp, out.scale[0], out.zp)
+        return k.mean_hw_s8(p, x)
+    if op.name in ("PAD", "PADV2"):
+        pads = op.inputs[1].data
+        const = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] is not None else None
+        value = out.zp if const is None else int(const.data.ravel()[0])
+        p = ops.PadParams(tuple(pads[:, 0]), tuple(pads[:, 1]), value)
+        return k.pad_s8(p, x)
+    raise NotImplementedError(op.name)
+
+
+TFLM_RUNNER = textwrap.dedent("""
+    import sys, numpy as np
+    from tflite_micro.python.tflite_micro import runtime
+    xs = np.load(sys.argv[2])
+    it = runtime.Interpreter.from_file(sys.argv[1], arena_size=1 << 22)
+    outs = []
+    for name in xs.files:
+        it.set_input(xs[name], 0)
+        it.invoke()
+        outs.append(it.get_output(0).copy())
+    np.savez(sys.argv[3], *outs)
+""")
+
+
+def run_tflm(model_bytes, inputs, tmp_path):
+    """TFLM outputs for each input, from a subprocess (TFLM may abort its process)."""
+    model, xs, ys = tmp_path / "m.tflite", tmp_path / "x.npz", tmp_path / "y.npz"
+    model.write_bytes(model_bytes)
+    np.savez(xs, *inputs)
+    r = subprocess.run([sys.executable, "-c", TFLM_RUNNER, str(model), str(xs), str(ys)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    with np.load(ys) as y:
+        return [y[f"arr_{i}"] for i in range(len(inputs))]
+
+
+# -- cases ----------------------------------------------------------------------------------
+
+
+def _act(code):
+    def fn(m):
+        m.subgraphs[0].operators[0].builtinOptions.fusedActivationFunction = code
+    return fn
+
+
+def _same_quant(m):
+    g = m.subgraphs[0]
+    g.tensors[g.outputs[0]].quantization = g.tensors[g.inputs[0]].quantization
+
+
+def _bias(tf):
+    return dict(bias_initializer=tf.keras.initializers.RandomNormal(stddev=2.0))
+
+
+CASES = {
+    "conv3x3_s1_same_relu": lambda tf: convert(
+        tf, tf.keras.layers.Conv2D(6, 3, padding="same", activation="relu", **_bias(tf)), (9, 7, 3)),
+    "conv3x3_s1_same_relu6_batch2": lambda tf: convert(
+        tf, tf.keras.layers.Conv2D(5, 3, padding="same", activation="relu6", **_bias(tf)),
+        (8, 6, 4), batch=2),
+    "conv3x3_s1_same_none": lambda tf: convert(
+        tf, tf.keras.layers.Conv2D(4, 3, padding="same", **_bias(tf)), (6, 6, 2)),
+    "conv3x3_s2_valid_relu": lambda tf: convert(
+        tf, tf.keras.layers.Conv2D(6, 3, strides=2, activation="relu", **_bias(tf)), (11, 9, 3)),
+    "conv3x3_s2_valid_none": lambda tf: convert(
+        tf, tf.keras.layers.Conv2D(6, 3, strides=2, **_bias(tf)), (10, 8, 3)),
+    "conv3x3_relu_n1_to_1": lambda tf: edit(convert(
+        tf, tf.keras.layers.Conv2D(4, 3, padding="same", **_bias(tf)), (6, 5, 3)),
+        _act(ops.ACT_RELU_N1_TO_1)),
+    "conv3x3_dilation2_same": lambda tf: convert(
+        tf, tf.keras.layers.Conv2D(4, 3, dilation_rate=2, padding="same", **_bias(tf)), (9, 8, 2)),
+    "conv1x1_relu": lambda tf: convert(
+        tf, tf.keras.layers.Conv2D(16, 1, activation="relu", **_bias(tf)), (5, 4, 12)),
+    "conv1x1_per_tensor": lambda tf: convert(
+        tf, tf.keras.layers.Conv2D(8, 1, **_bias(tf)), (5, 4, 6), per_channel=False),
+    "conv10x4_s2_same_relu": lambda tf: convert(
+        tf, tf.keras.layers.Conv2D(8, (10, 4), strides=2, padding="same", activation="relu",
+                                   **_bias(tf)), (49, 10, 1)),
+    "dw3x3_s1_same_relu": lambda tf: convert(
+        tf, tf.keras.layers.DepthwiseConv2D(3, padding="same", activation="relu", **_bias(tf)),
+        (7, 5, 8)),
+    "dw3x3_s2_valid_mult2": lambda tf: convert(
+        tf, tf.keras.layers.DepthwiseConv2D(3, strides=2, depth_multiplier=2, **_bias(tf)),
+        (9, 8, 3)),
+    "dw10x4_s2_valid_1ch_mult8_relu": lambda tf: convert(
+        tf, tf.keras.layers.DepthwiseConv2D((10, 4), strides=2, depth_multiplier=8,
+                                            activation="relu", **_bias(tf)), (59, 12, 1)),
+    "dw3x3_same_1ch_mult8_per_tensor": lambda tf: convert(
+        tf, tf.keras.layers.DepthwiseConv2D(3, padding="same", depth_multiplier=8, **_bias(tf)),
+        (8, 6, 1), per_channel=False),
+    "fc_per_channel": lambda tf: convert(
+        tf, tf.keras.layers.Dense(12, **_bias(tf)), (64,), batch=3),
+    "fc_per_tensor_relu": lambda tf: convert(
+        tf, tf.keras.layers.Dense(7, activation="relu", **_bias(tf)), (16,), batch=2,
+        per_channel=False),
+    "mean_hw_requant": lambda tf: convert(
+        tf, tf.keras.layers.GlobalAveragePooling2D(), (25, 5, 16)),
+    "mean_hw_keepdims_requant": lambda tf: convert(
+        tf, tf.keras.layers.GlobalAveragePooling2D(keepdims=True), (7, 3, 8), batch=2),
+    "mean_hw_same_quant": lambda tf: edit(convert(
+        tf, tf.keras.layers.GlobalAveragePooling2D(), (25, 5, 16)), _same_quant),
+    "mean_hw_same_quant_3x3": lambda tf: edit(convert(
+        tf, tf.keras.layers.GlobalAveragePooling2D(), (3, 3, 32)), _same_quant),
+    "pad_hw": lambda tf: convert(tf, tf.keras.layers.ZeroPadding2D(((5, 5), (1, 1))), (49, 10, 1)),
+    "pad_asymmetric": lambda tf: convert(tf, tf.keras.layers.ZeroPadding2D(((1, 2), (0, 3))), (5, 4, 6)),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_kernel_matches_tflm(case, tf, cpp, tmp_path):
+    model = CASES[case](tf)
+    op = Op(model)
+    expected_op = {"conv": "CONV_2D", "dw": "DEPTHWISE_CONV_2D", "fc": "FULLY_CONNECTED",
+                   "mean": "MEAN", "pad": "PAD"}[case.split("_")[0].rstrip("0123456789x")]
+    assert op.name == expected_op
+    inputs = [np.random.default_rng(seed).integers(-128, 128, op.inputs[0].shape, dtype=np.int8)
+              for seed in SEEDS]
+    for x, want in zip(inputs, run_tflm(model, inputs, tmp_path)):
+        got_np = run_kernel(ops, op, x).reshape(want.shape)
+        got_cpp = run_kernel(cpp, op, x).reshape(want.shape)
+        assert np.array_equal(got_np, want), f"numpy: {np.sum(got_np != want)} of {want.size} differ"
+        assert np.array_equal(got_cpp, want), f"c++: {np.sum(got_cpp != want)} of {want.size} differ"
+
+
+def test_tflm_rounds_twice(tf, tmp_path):
+    """TFLM's MultiplyByQuantizedMultiplier is the double-rounding one, not TFLITE_SINGLE_ROUNDING.
+
+    A 1x1 FULLY_CONNECTED with weight 1 and effective scale 0.25 (m = 2^30, shift = -1) maps
+    acc to round(round_half_up(acc / 2) / 2): acc = 1 -> 1, where single rounding gives 0.
+    """
+    def probe(m):
+        g = m.subgraphs[0]
+        for i, scale in zip((g.inputs[0], g.operators[0].inputs[1], g.outputs[0]), (1.0, 0.25, 1.0)):
+            g.tensors[i].quantization.scale, g.tensors[i].quantization.zeroPoint = [scale], [0]
+        m.buffers[g.tensors[g.operators[0].inputs[1]].buffer].data = np.array([1], np.uint8)
+    model = edit(convert(tf, tf.keras.layers.Dense(1, use_bias=False), (1,), batch=256,
+                         per_channel=False), probe)
+    x = np.arange(-128, 128, dtype=np.int8).reshape(256, 1)
+    got = run_tflm(model, [x], tmp_path)[0].ravel().astype(np.int64)
+    acc = x.ravel().astype(np.int64)
+    assert got[129] == 1  # acc = 1
+    assert np.array_equal(got, ops.multiply_by_quantized_multiplier(acc, 2**30, -1))
+    single = (acc * 2**30 + 2**31) >> 32
+    assert not np.array_equal(got, single)
+
+
+# -- arithmetic -----------------------------------------------------------------------------
+
+
+def test_multiply_by_quantized_multiplier_cpp_equals_numpy(cpp):
+    rng = np.random.default_rng(0)
+    n = 200_000
+    special = np.array([0, 1, -1, 2, -2, 2**31 - 1, -(2**31), 2**30, -(2**30), 12345, -12345])
+    x = np.concatenate([special.repeat(64), rng.integers(-(2**31), 2**31, n),
+                        rng.integers(-(2**20), 2**20, n), rng.integers(-300, 300, n)])
+    m = np.where(rng.random(len(x)) < 0.1, rng.choice([0, 2**30, 2**31 - 1], len(x)),
+                 rng.integers(2**30, 2**31, len(x)))
+    shift = rng.integers(-31, 31, len(x))
+    shift[: len(special) * 64] = np.tile(np.array([-31, -30, -16, -1, 0, 1, 15, 30]), 8 * len(special))
+    got = cpp.multiply_by_quantized_multiplier(x, m, shift)
+    assert np.array_equal(got, ops.multiply_by_quantized_multiplier(x, m, shift))
+    # The one saturating product, INT32_MIN * INT32_MIN, and its rounding neighbours.
+    edge = np.array([[-(2**31), -(2**31), 0], [-(2**31), -(2**31), -31], [-(2**31), 2**31 - 1, 0],
+                     [2**31 - 1, 2**31 - 1, 0], [-(2**31), 2**30, -31], [2**31 - 1, 2**30, -31]])
+    want = ops.multiply_by_quantized_multiplier(edge[:, 0], edge[:, 1], edge[:, 2])
+    assert want[0] == 2**31 - 1 and want[1] == 1
+    assert np.array_equal(cpp.multiply_by_quantized_multiplier(edge[:, 0], edge[:, 1], edge[:, 2]),
+                          want)
+
+
+def test_multiply_by_quantized_multiplier_known_values():
+    f = ops.multiply_by_quantized_multiplier
+    # 0.25: ties round up in the high multiply, then away from zero in the shift.
+    assert f(np.array([1, -1, 2, -2, 3, -3, 5, -5]), 2**30, -1).tolist() == [1, 0, 1, -1, 1, -1, 2, -1]
+    assert f(100, 2**30, 1) == 100 and f(100, 2**30, 2) == 200 and f(7, 2**30, 0) == 4
+
+
+def test_quantize_multiplier():
+    q = ops.quantize_multiplier
+    assert q(0.0) == (0, 0)
+    assert q(0.5) == (2**30, 0) and q(1.0) == (2**30, 1) and q(0.25) == (2**30, -1)
+    assert q(1.0 - 2.0**-40) == (2**30, 1)        # rounds up to 2^31: halved, shift + 1
+    assert q(2.0**-32) == (2**30, -31) and q(2.0**-33) == (0, 0)  # shift < -31 flushes to 0
+    m, s = q(0.0123)
+    assert 2**30 <= m < 2**31 and abs(m * 2.0 ** (s - 31) - 0.0123) < 1e-9
+    qc = ops.conv_channel_quant(np.float32(0.02), np.float32([0.001, 0.5]), np.float32(0.1))
+    assert qc.multiplier.dtype == np.int32 and len(qc.shift) == 2
+    assert (qc.multiplier[1], qc.shift[1]) == q(float(np.float32(0.02)) * 0.5 / float(np.float32(0.1)))
+
+
+def test_activation_range_and_padding():
+    assert ops.activation_range(ops.ACT_NONE, 0.1, 3) == (-128, 127)
+    assert ops.activation_range(ops.ACT_RELU, 0.1, -128) == (-128, 127)
+    assert ops.activation_range(ops.ACT_RELU, 0.1, 5) == (5, 127)
+    assert ops.activation_range(ops.ACT_RELU6, 6 / 255, -128) == (-128, 127)
+    assert ops.activation_range(ops.ACT_RELU6, 0.1, -100) == (-100, -40)
+    assert ops.activation_range(ops.ACT_RELU_N1_TO_1, 0.01, 0) == (-100, 100)
+    assert ops.activation_range(ops.ACT_RELU_N1_TO_1, 0.004, 0) == (-128, 127)
+    assert ops.same_padding(49, 10, 2, 1) == (4, 25) and ops.same_padding(10, 4, 2, 1) == (1, 5)
+    assert ops.same_padding(7, 3, 1, 1) == (1, 7) and ops.same_padding(8, 3, 1, 2) == (2, 8)
+    assert ops.valid_padding(59, 10, 2, 1) == (0, 25) and ops.valid_padding(9, 3, 2, 1) == (0, 4)
