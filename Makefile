@@ -8,7 +8,7 @@ PY := .venv/bin/python
 BOARD ?= qemu-m7
 KWS := build/kws
 SEED ?= 0
-LR ?= 0.05
+LR ?= 0.02
 
 .PHONY: setup demo test firmware flash corpus pretrain export bake clean config_info
 
@@ -43,6 +43,8 @@ demo: setup
 	$(MAKE) firmware BOARD=qemu-m7
 	$(PY) host_tools/stream.py --dataset kws --data $(KWS)/corpus --emulate qemu-m7 \
 		--elf build/firmware/qemu-m7/firmware.elf --out build/demo/summary.json
+	mkdir -p results && cp build/demo/summary.json results/kws_demo.json && cp build/demo/summary.png results/kws_demo.png
+	$(PY) scripts/readme_results.py
 
 test: setup
 	$(PY) -m pytest -q

@@ -82,7 +82,10 @@ def run(dev, args, port):
     info = dev.info()
     dev.reset()
     x_tr, y_tr, x_ev, y_ev = device_samples(args.dataset, args.data, args.train, args.eval, args.seed)
-    q_tr, q_ev = quantize(x_tr, info), quantize(x_ev, info)
+    rng = np.random.default_rng(args.seed)
+    passes = [rng.permutation(len(x_tr)) for _ in range(args.epochs)]   # each pass in a new order
+    order = np.concatenate(passes) if passes else np.zeros(0, int)
+    q_tr, y_tr, q_ev = quantize(x_tr, info)[order], y_tr[order], quantize(x_ev, info)
     checkpoints = sorted({0, len(q_tr)} | set(range(args.curve_every, len(q_tr), args.curve_every)))
     total = len(q_tr) + len(checkpoints) * len(q_ev)
     curve = []
@@ -131,6 +134,7 @@ def main(argv=None):
     where.add_argument("--emulate", choices=("qemu-m7", "host"), help="start this emulated board first")
     ap.add_argument("--elf", type=Path, help="firmware to run with --emulate")
     ap.add_argument("--train", type=int, default=400, help="samples to train on (at most)")
+    ap.add_argument("--epochs", type=int, default=1, help="passes over the training samples")
     ap.add_argument("--eval", type=int, default=200, help="held-out samples to evaluate (at most)")
     ap.add_argument("--curve-every", type=int, default=100, help="evaluate after every N trained samples")
     ap.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for each reply")

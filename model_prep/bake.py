@@ -1,6 +1,6 @@
 """Bake an int8 .tflite into C++ sources for the firmware: ops, parameters, weights, memory plan.
 
-    python -m model_prep.bake build/kws/dscnn.tflite -o build/kws/baked [--train classifier] [--lr 0.05]
+    python -m model_prep.bake build/kws/dscnn.tflite -o build/kws/baked [--train classifier] [--lr 0.02]
 
 Writes DIR/model_data.cc (the ModelDesc of firmware/runtime/model.h and, when the classifier
 is trained, its ClassifierTraining) and DIR/model.json (a manifest of the same facts). The
@@ -56,7 +56,7 @@ def _struct(params, cls):
 class Baked:
     """Everything bake decides about a model, ready to be written as C++ and JSON."""
 
-    def __init__(self, tflite, train="classifier", lr=0.05, qas=True, labels=None, model_name=None):
+    def __init__(self, tflite, train="classifier", lr=0.02, qas=True, labels=None, model_name=None):
         if train not in TRAIN_MODES:
             raise ModelError(f"--train {train}: expected one of {', '.join(TRAIN_MODES)}")
         self.path = Path(tflite)
@@ -181,7 +181,7 @@ def main(argv=None):
     ap.add_argument("tflite", type=Path)
     ap.add_argument("-o", "--out", type=Path, required=True, help="output folder for the C++ sources")
     ap.add_argument("--train", default="classifier", choices=TRAIN_MODES, help="what the device trains")
-    ap.add_argument("--lr", type=float, default=0.05, help="on-device SGD learning rate")
+    ap.add_argument("--lr", type=float, default=0.02, help="on-device SGD learning rate")
     ap.add_argument("--no-qas", action="store_true", help="plain int8 SGD without Quantization-Aware Scaling")
     args = ap.parse_args(argv)
     try:

@@ -84,8 +84,8 @@ def quantize_to_tflite(model, calib, out_path):
     exported = torch.export.export(model, (calib[:1],), strict=True).module()
     prepared = prepare_pt2e(exported, quantizer)
     with torch.no_grad():
-        for i in range(0, len(calib), 32):
-            prepared(calib[i:i + 32])
+        for x in calib:             # the exported program has batch size 1
+            prepared(x[None])
     converted = convert_pt2e(prepared, fold_quantize=False)
     channel_last = litert_torch.to_channel_last_io(converted, args=[0])
     sample = calib[:1].permute(0, 2, 3, 1).contiguous()

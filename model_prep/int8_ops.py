@@ -16,9 +16,10 @@ Facts about this TFLM build (tflite-micro 0.dev20261023), checked against the in
 - Per-tensor FULLY_CONNECTED scales are combined like per-channel ones, in double
   (s_in * s_w / s_out); a float32 product s_in * s_w gives other multipliers.
 
-Integer sums of int8 products are carried in float64 matrix products: every partial sum is an
-integer below 2^53 in magnitude (K * 255 * 128 for K < 2^37 terms), so float64 is exact and
-BLAS is fast.
+Convolution and fully-connected sums run as float64 matrix products (im2col, in chunks of at
+most 64 MB): every partial sum is an integer below 2^53 in magnitude (K * 255 * 128 for
+K < 2^37 terms), so float64 is exact and BLAS is fast. Depthwise sums accumulate in int32 like
+TFLM's. Requantization runs in int64.
 """
 import math
 from dataclasses import dataclass
@@ -151,66 +152,85 @@ def multiply_by_quantized_multiplier(x, multiplier, shift):
     x = np.asarray(x, np.int64)
     m = np.asarray(multiplier, np.int64)
     shift = np.asarray(shift, np.int64)
-    left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
-    x = ((x << left) + 2**31) % 2**32 - 2**31           # x * 2^left in int32, wrapping as C does
-    # SaturatingRoundingDoublingHighMul: round(x * m / 2^31), ties up, truncating division.
-    ab = x * m
-    ab = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
-    high = np.where(ab >= 0, ab >> 31, -((-ab) >> 31))
-    high = np.where((x == INT32_MIN) & (m == INT32_MIN), INT32_MAX, high)
-    # RoundingDivideByPOT: round(high / 2^right), ties away from zero.
-    mask = (np.int64(1) << right) - 1
-    threshold = (mask >> 1) + (high < 0)
-    return (high >> right) + ((high & mask) > threshold)
+    if np.any(shift > 0):  # x * 2^left in int32, wrapping as C does
+        x = (x << np.maximum(shift, 0)) & 0xFFFFFFFF
+        x -= (x >> 31) << 32
+    # SaturatingRoundingDoublingHighMul: its nudge and truncating division amount to
+    # floor((x * m + 2^30) / 2^31), i.e. round(x * m / 2^31) with ties up.
+    high = x * m
+    high += 1 << 30
+    high >>= 31
+    if np.any(m == INT32_MIN):  # the one overflow, INT32_MIN * INT32_MIN, saturates
+        high = np.where((x == INT32_MIN) & (m == INT32_MIN), INT32_MAX, high)
+    # RoundingDivideByPOT: round(high / 2^right) with ties away from zero.
+    right = np.maximum(-shift, 0)
+    negative = high < 0
+    negative &= right > 0
+    high += (np.int64(1) << right) >> 1
+    high -= negative
+    high >>= right
+    return high
 
 
 def _requantize(acc, q: ChannelQuant, output_offset, act_min, act_max):
-    out = multiply_by_quantized_multiplier(acc, q.multiplier, q.shift) + output_offset
+    out = multiply_by_quantized_multiplier(acc, q.multiplier, q.shift)
+    out += output_offset
     return np.clip(out, act_min, act_max).astype(np.int8)
 
 
-def _windows(x, p: ConvParams, kh, kw, out_hw):
-    """[N, OH, OW, C, KH, KW] view of the offset input, zero outside the image."""
+def _taps(x, p: ConvParams, kh, kw, out_hw, dtype):
+    """For each filter tap (fy, fx): the [N, OH, OW, C] input it meets, offset, 0 outside."""
     n, h, w, c = x.shape
     oh, ow = out_hw
     need_h = (oh - 1) * p.stride_h + (kh - 1) * p.dilation_h + 1
     need_w = (ow - 1) * p.stride_w + (kw - 1) * p.dilation_w + 1
-    xp = np.zeros((n, max(need_h, p.pad_h + h), max(need_w, p.pad_w + w), c), np.float64)
-    xp[:, p.pad_h:p.pad_h + h, p.pad_w:p.pad_w + w] = x.astype(np.float64) + p.input_offset
-    win = np.lib.stride_tricks.sliding_window_view(
-        xp[:, :need_h, :need_w], ((kh - 1) * p.dilation_h + 1, (kw - 1) * p.dilation_w + 1),
-        axis=(1, 2))
-    return win[:, ::p.stride_h, ::p.stride_w, :, ::p.dilation_h, ::p.dilation_w]
+    xp = np.zeros((n, max(need_h, p.pad_h + h), max(need_w, p.pad_w + w), c), dtype)
+    xp[:, p.pad_h:p.pad_h + h, p.pad_w:p.pad_w + w] = x.astype(dtype) + p.input_offset
+    for fy in range(kh):
+        for fx in range(kw):
+            y0, x0 = fy * p.dilation_h, fx * p.dilation_w
+            yield fy, fx, xp[:, y0:y0 + (oh - 1) * p.stride_h + 1:p.stride_h,
+                             x0:x0 + (ow - 1) * p.stride_w + 1:p.stride_w]
+
+
+def _add_bias(acc, bias):
+    acc = acc.astype(np.int64)
+    if bias is not None:
+        acc += np.asarray(bias, np.int64)
+    return acc
 
 
 def conv2d_s8(p: ConvParams, q: ChannelQuant, input, weights, bias, out_hw):
     """reference_integer_ops::ConvPerChannel: input [N,H,W,I], weights [O,KH,KW,I] -> [N,OH,OW,O]."""
     o, kh, kw, i = weights.shape
-    win = _windows(input, p, kh, kw, out_hw)                       # N OH OW I KH KW
-    cols = win.transpose(0, 1, 2, 4, 5, 3).reshape(-1, kh * kw * i)
-    acc = cols @ weights.reshape(o, -1).T.astype(np.float64)
-    acc = acc.astype(np.int64) + (0 if bias is None else np.asarray(bias, np.int64))
-    out = _requantize(acc, q, p.output_offset, p.act_min, p.act_max)
-    return out.reshape(input.shape[0], out_hw[0], out_hw[1], o)
+    w = weights.reshape(o, -1).T.astype(np.float64)                  # [(KH, KW, I), O]
+    acc = np.empty((input.shape[0], *out_hw, o), np.float64)
+    step = max(1, (1 << 23) // (out_hw[0] * out_hw[1] * w.shape[0]))  # im2col of <= 64 MB
+    for b in range(0, input.shape[0], step):
+        cols = np.stack([t for _, _, t in _taps(input[b:b + step], p, kh, kw, out_hw, np.float64)], 3)
+        acc[b:b + step] = cols.reshape(*cols.shape[:3], -1) @ w      # exact: integers < 2^53
+    return _requantize(_add_bias(acc, bias), q, p.output_offset, p.act_min, p.act_max)
 
 
 def depthwise_conv2d_s8(p: ConvParams, q: ChannelQuant, input, weights, bias, out_hw):
     """reference_integer_ops::DepthwiseConvPerChannel: weights [1,KH,KW,I*M], channel i*M + m."""
     _, kh, kw, oc = weights.shape
     c, mult = input.shape[3], p.depth_multiplier
-    win = _windows(input, p, kh, kw, out_hw)                       # N OH OW I KH KW
-    w = weights.reshape(kh, kw, c, mult).astype(np.float64)
-    acc = np.einsum("nhwckl,klcm->nhwcm", win, w, optimize=True).reshape(*win.shape[:3], oc)
-    acc = acc.astype(np.int64) + (0 if bias is None else np.asarray(bias, np.int64))
-    return _requantize(acc, q, p.output_offset, p.act_min, p.act_max)
+    if c == 1:  # one input channel: the same sums as a convolution, which BLAS does faster
+        return conv2d_s8(p, q, input, weights.transpose(3, 1, 2, 0), bias, out_hw)
+    w = weights.reshape(kh, kw, c, mult).astype(np.int32)
+    acc = np.zeros((input.shape[0], *out_hw, c, mult), np.int32)  # TFLM's int32 accumulator
+    for fy, fx, tap in _taps(input, p, kh, kw, out_hw, np.int32):
+        acc += tap[..., None] * w[fy, fx]
+    acc = acc.reshape(*acc.shape[:3], oc)
+    return _requantize(_add_bias(acc, bias), q, p.output_offset, p.act_min, p.act_max)
 
 
 def fully_connected_s8(p: FcParams, q: ChannelQuant, input, weights, bias):
     """reference_integer_ops::FullyConnected(PerChannel): input [B, I], weights [O, I] -> [B, O]."""
     x = input.reshape(input.shape[0], -1).astype(np.float64) + p.input_offset
-    acc = (x @ weights.T.astype(np.float64)).astype(np.int64)
-    acc = acc + (0 if bias is None else np.asarray(bias, np.int64))
-    return _requantize(acc, q, p.output_offset, p.act_min, p.act_max)
+    acc = x @ weights.T.astype(np.float64)  # exact: integers < 2^53
+    return _requantize(_add_bias(acc, bias), q, p.output_offset, p.act_min, p.act_max)
 
 
 def mean_hw_s8(p: MeanParams, input):

@@ -175,12 +175,12 @@ def test_config_info(tmp_path):
     assert "echo.cc" in r.stdout
 
 
-def _static_array_app(tmp_path: Path, kib: int) -> Path:
-    app = tmp_path / f"big{kib}"
+def _static_array_app(tmp_path: Path) -> Path:
+    app = tmp_path / "big"
     app.mkdir()
     (app / "big.cc").write_text(
         '#include "hal.h"\n'
-        f"static volatile uint8_t g_big[{kib} * 1024];\n"
+        "static volatile uint8_t g_big[BIG_BYTES];\n"
         "int main(int argc, char** argv) { hal_init(argc, argv); g_big[argc] = 1; return g_big[0]; }\n")
     return app
 
@@ -188,10 +188,16 @@ def _static_array_app(tmp_path: Path, kib: int) -> Path:
 @needs_arm
 @pytest.mark.slow
 def test_linker_enforces_320k_sram(tmp_path):
-    # 300 KiB + 16 KiB stack + the board's buffers fit in 320 KiB; 310 KiB does not.
-    ok = make(BOARD="qemu-m7", APP=_static_array_app(tmp_path, 300), BUILD_DIR=tmp_path / "ok")
-    assert ok.returncode == 0, ok.stdout + ok.stderr
-    bad = make(BOARD="qemu-m7", APP=_static_array_app(tmp_path, 310), BUILD_DIR=tmp_path / "bad")
+    # Fill RAM exactly to 320 KiB (QEMU's mps2-an500 has 4 MiB), then 64 bytes more must not link.
+    app = _static_array_app(tmp_path)
+    build("qemu-m7", tmp_path / "b0", app=app, EXTRA_CFLAGS="-DBIG_BYTES=1024")
+    mem = json.loads((tmp_path / "b0" / "memory.json").read_text())
+    free = SRAM_LIMIT - mem["stack_reserved_bytes"] - mem["static_sram_bytes"]
+    full = build("qemu-m7", tmp_path / "b1", app=app, EXTRA_CFLAGS=f"-DBIG_BYTES={1024 + free}")
+    mem = json.loads((full.parent / "memory.json").read_text())
+    assert mem["static_sram_bytes"] + mem["stack_reserved_bytes"] == SRAM_LIMIT
+    bad = make(BOARD="qemu-m7", APP=app, BUILD_DIR=tmp_path / "b2",
+               EXTRA_CFLAGS=f"-DBIG_BYTES={1024 + free + 64}")
     assert bad.returncode != 0
     assert re.search(r"region `RAM' overflowed|will not fit in region `RAM'", bad.stderr), bad.stderr
 

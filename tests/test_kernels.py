@@ -11,6 +11,7 @@ the NumPy mirror and the C++ kernels (built with g++ into a shared library, call
 """
 import ctypes
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -259,12 +260,31 @@ def run_tflm(model_bytes, inputs, tmp_path):
         return [y[f"arr_{i}"] for i in range(len(inputs))]
 
 
+def random_input(shape, zero_point, seed):
+    """Seed 0: uniform over int8; later seeds: ever wider normals around the zero point."""
+    rng = np.random.default_rng(seed)
+    if seed == 0:
+        return rng.integers(-128, 128, shape, dtype=np.int8)
+    x = rng.normal(zero_point, 6.0 * 2.5**seed, shape).round()
+    return np.clip(x, -128, 127).astype(np.int8)
+
+
 # -- cases ----------------------------------------------------------------------------------
 
 
 def _act(code):
     def fn(m):
         m.subgraphs[0].operators[0].builtinOptions.fusedActivationFunction = code
+    return fn
+
+
+def _output_quant(scale, zero_point, act):
+    """Give the output a scale where the activation bound f / scale is an exact tie (x.5)."""
+    def fn(m):
+        g = m.subgraphs[0]
+        q = g.tensors[g.outputs[0]].quantization
+        q.scale, q.zeroPoint = [scale], [zero_point]
+        g.operators[0].builtinOptions.fusedActivationFunction = act
     return fn
 
 
@@ -277,40 +297,49 @@ def _bias(tf):
     return dict(bias_initializer=tf.keras.initializers.RandomNormal(stddev=2.0))
 
 
+# Case names start with the op family: the converter must have produced that op.
+FAMILY = {"conv": "CONV_2D", "dw": "DEPTHWISE_CONV_2D", "fc": "FULLY_CONNECTED", "mean": "MEAN",
+          "pad": "PAD", "padv2": "PADV2"}
 CASES = {
-    "conv3x3_s1_same_relu": lambda tf: convert(
+    "conv_3x3_s1_same_relu": lambda tf: convert(
         tf, tf.keras.layers.Conv2D(6, 3, padding="same", activation="relu", **_bias(tf)), (9, 7, 3)),
-    "conv3x3_s1_same_relu6_batch2": lambda tf: convert(
+    "conv_3x3_s1_same_relu6_batch2": lambda tf: convert(
         tf, tf.keras.layers.Conv2D(5, 3, padding="same", activation="relu6", **_bias(tf)),
         (8, 6, 4), batch=2),
-    "conv3x3_s1_same_none": lambda tf: convert(
+    "conv_3x3_s1_same_none": lambda tf: convert(
         tf, tf.keras.layers.Conv2D(4, 3, padding="same", **_bias(tf)), (6, 6, 2)),
-    "conv3x3_s2_valid_relu": lambda tf: convert(
+    "conv_3x3_s2_valid_relu": lambda tf: convert(
         tf, tf.keras.layers.Conv2D(6, 3, strides=2, activation="relu", **_bias(tf)), (11, 9, 3)),
-    "conv3x3_s2_valid_none": lambda tf: convert(
+    "conv_3x3_s2_valid_none": lambda tf: convert(
         tf, tf.keras.layers.Conv2D(6, 3, strides=2, **_bias(tf)), (10, 8, 3)),
-    "conv3x3_relu_n1_to_1": lambda tf: edit(convert(
+    "conv_3x3_relu_n1_to_1": lambda tf: edit(convert(
         tf, tf.keras.layers.Conv2D(4, 3, padding="same", **_bias(tf)), (6, 5, 3)),
         _act(ops.ACT_RELU_N1_TO_1)),
-    "conv3x3_dilation2_same": lambda tf: convert(
+    "conv_3x3_relu6_bound_tie": lambda tf: edit(convert(  # 6 / 12 = 0.5 rounds to 1
+        tf, tf.keras.layers.Conv2D(4, 3, padding="same", **_bias(tf)), (6, 5, 3)),
+        _output_quant(12.0, 0, ops.ACT_RELU6)),
+    "conv_3x3_relu_n1_to_1_bound_tie": lambda tf: edit(convert(  # 1 / 2 = 0.5 rounds to 1
+        tf, tf.keras.layers.Conv2D(4, 3, padding="same", **_bias(tf)), (6, 5, 3)),
+        _output_quant(2.0, 0, ops.ACT_RELU_N1_TO_1)),
+    "conv_3x3_dilation2_same": lambda tf: convert(
         tf, tf.keras.layers.Conv2D(4, 3, dilation_rate=2, padding="same", **_bias(tf)), (9, 8, 2)),
-    "conv1x1_relu": lambda tf: convert(
+    "conv_1x1_relu": lambda tf: convert(
         tf, tf.keras.layers.Conv2D(16, 1, activation="relu", **_bias(tf)), (5, 4, 12)),
-    "conv1x1_per_tensor": lambda tf: convert(
+    "conv_1x1_per_tensor": lambda tf: convert(
         tf, tf.keras.layers.Conv2D(8, 1, **_bias(tf)), (5, 4, 6), per_channel=False),
-    "conv10x4_s2_same_relu": lambda tf: convert(
+    "conv_10x4_s2_same_relu": lambda tf: convert(
         tf, tf.keras.layers.Conv2D(8, (10, 4), strides=2, padding="same", activation="relu",
                                    **_bias(tf)), (49, 10, 1)),
-    "dw3x3_s1_same_relu": lambda tf: convert(
+    "dw_3x3_s1_same_relu": lambda tf: convert(
         tf, tf.keras.layers.DepthwiseConv2D(3, padding="same", activation="relu", **_bias(tf)),
         (7, 5, 8)),
-    "dw3x3_s2_valid_mult2": lambda tf: convert(
+    "dw_3x3_s2_valid_mult2": lambda tf: convert(
         tf, tf.keras.layers.DepthwiseConv2D(3, strides=2, depth_multiplier=2, **_bias(tf)),
         (9, 8, 3)),
-    "dw10x4_s2_valid_1ch_mult8_relu": lambda tf: convert(
+    "dw_10x4_s2_valid_1ch_mult8_relu": lambda tf: convert(
         tf, tf.keras.layers.DepthwiseConv2D((10, 4), strides=2, depth_multiplier=8,
                                             activation="relu", **_bias(tf)), (59, 12, 1)),
-    "dw3x3_same_1ch_mult8_per_tensor": lambda tf: convert(
+    "dw_3x3_same_1ch_mult8_per_tensor": lambda tf: convert(
         tf, tf.keras.layers.DepthwiseConv2D(3, padding="same", depth_multiplier=8, **_bias(tf)),
         (8, 6, 1), per_channel=False),
     "fc_per_channel": lambda tf: convert(
@@ -319,15 +348,19 @@ CASES = {
         tf, tf.keras.layers.Dense(7, activation="relu", **_bias(tf)), (16,), batch=2,
         per_channel=False),
     "mean_hw_requant": lambda tf: convert(
-        tf, tf.keras.layers.GlobalAveragePooling2D(), (25, 5, 16)),
+        tf, tf.keras.layers.GlobalAveragePooling2D(), (25, 5, 64)),
     "mean_hw_keepdims_requant": lambda tf: convert(
         tf, tf.keras.layers.GlobalAveragePooling2D(keepdims=True), (7, 3, 8), batch=2),
     "mean_hw_same_quant": lambda tf: edit(convert(
-        tf, tf.keras.layers.GlobalAveragePooling2D(), (25, 5, 16)), _same_quant),
+        tf, tf.keras.layers.GlobalAveragePooling2D(), (25, 5, 64)), _same_quant),
     "mean_hw_same_quant_3x3": lambda tf: edit(convert(
-        tf, tf.keras.layers.GlobalAveragePooling2D(), (3, 3, 32)), _same_quant),
+        tf, tf.keras.layers.GlobalAveragePooling2D(), (3, 3, 256)), _same_quant),
     "pad_hw": lambda tf: convert(tf, tf.keras.layers.ZeroPadding2D(((5, 5), (1, 1))), (49, 10, 1)),
     "pad_asymmetric": lambda tf: convert(tf, tf.keras.layers.ZeroPadding2D(((1, 2), (0, 3))), (5, 4, 6)),
+    "pad_hw_and_channels": lambda tf: convert(tf, tf.keras.layers.Lambda(
+        lambda x: tf.pad(x, [[0, 0], [1, 0], [0, 2], [1, 1]])), (5, 4, 3)),
+    "padv2_constant": lambda tf: convert(tf, tf.keras.layers.Lambda(
+        lambda x: tf.pad(x, [[0, 0], [1, 0], [0, 2], [1, 1]], constant_values=0.7)), (5, 4, 3)),
 }
 
 
@@ -335,11 +368,8 @@ CASES = {
 def test_kernel_matches_tflm(case, tf, cpp, tmp_path):
     model = CASES[case](tf)
     op = Op(model)
-    expected_op = {"conv": "CONV_2D", "dw": "DEPTHWISE_CONV_2D", "fc": "FULLY_CONNECTED",
-                   "mean": "MEAN", "pad": "PAD"}[case.split("_")[0].rstrip("0123456789x")]
-    assert op.name == expected_op
-    inputs = [np.random.default_rng(seed).integers(-128, 128, op.inputs[0].shape, dtype=np.int8)
-              for seed in SEEDS]
+    assert op.name == FAMILY[case.split("_")[0]]
+    inputs = [random_input(op.inputs[0].shape, op.inputs[0].zp, seed) for seed in SEEDS]
     for x, want in zip(inputs, run_tflm(model, inputs, tmp_path)):
         got_np = run_kernel(ops, op, x).reshape(want.shape)
         got_cpp = run_kernel(cpp, op, x).reshape(want.shape)
@@ -367,6 +397,46 @@ def test_tflm_rounds_twice(tf, tmp_path):
     assert np.array_equal(got, ops.multiply_by_quantized_multiplier(acc, 2**30, -1))
     single = (acc * 2**30 + 2**31) >> 32
     assert not np.array_equal(got, single)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_tflm_combines_scales_in_double(per_channel, tf, tmp_path):
+    """FULLY_CONNECTED multipliers come from double(s_in) * double(s_w) / double(s_out).
+
+    TFLite's per-tensor GetQuantizedConvolutionMultipler multiplies s_in * s_w in float32; with
+    these scales that gives another multiplier, and acc = 65 * 99 = 6435 lands on 26, not 25.
+    """
+    s_in, s_w, s_out = np.float32(0.094544694), np.float32(0.008218247), np.float32(0.19610618)
+    ours = ops.conv_channel_quant(s_in, s_w, s_out)
+    f32 = ops.quantize_multiplier(float(np.float32(s_in * s_w)) / float(s_out))
+    def probe(m):
+        g = m.subgraphs[0]
+        w = g.tensors[g.operators[0].inputs[1]]
+        for i, scale in ((g.inputs[0], s_in), (g.outputs[0], s_out)):
+            g.tensors[i].quantization.scale, g.tensors[i].quantization.zeroPoint = [float(scale)], [0]
+        w.quantization.scale, w.quantization.zeroPoint = [float(s_w)], [0]
+        m.buffers[w.buffer].data = np.array([99], np.uint8)
+    model = edit(convert(tf, tf.keras.layers.Dense(1, use_bias=False), (1,), batch=2,
+                         per_channel=per_channel), probe)
+    got = run_tflm(model, [np.array([[65], [-65]], np.int8)], tmp_path)[0].ravel()
+    acc = np.array([6435, -6435])
+    assert got.tolist() == [25, -25]
+    assert np.array_equal(got, ops.multiply_by_quantized_multiplier(acc, *ours))
+    assert ops.multiply_by_quantized_multiplier(6435, *f32) == 26
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-g++") is None, reason="no ARM toolchain")
+def test_kernels_build_for_cortex_m7(tmp_path):
+    """The kernels compile warning-free for the STM32F746 and use no double precision."""
+    for src in sorted(KERNELS.glob("*.cc")):
+        obj = tmp_path / (src.stem + ".o")
+        subprocess.run(["arm-none-eabi-g++", "-std=c++17", "-Wall", "-Wextra", "-Werror",
+                        "-Wdouble-promotion", "-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-sp-d16",
+                        "-mfloat-abi=hard", "-O2", "-ffp-contract=off", "-fno-exceptions",
+                        "-fno-rtti", "-c", str(src), "-o", str(obj)], check=True)
+        dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(obj)], check=True,
+                             capture_output=True, text=True).stdout
+        assert ".f64" not in dis and "__aeabi_d" not in dis, src.name
 
 
 # -- arithmetic -----------------------------------------------------------------------------
@@ -421,6 +491,8 @@ def test_activation_range_and_padding():
     assert ops.activation_range(ops.ACT_RELU6, 0.1, -100) == (-100, -40)
     assert ops.activation_range(ops.ACT_RELU_N1_TO_1, 0.01, 0) == (-100, 100)
     assert ops.activation_range(ops.ACT_RELU_N1_TO_1, 0.004, 0) == (-128, 127)
+    assert ops.activation_range(ops.ACT_RELU6, 12.0, 0) == (0, 1)  # 0.5 rounds away from 0
+    assert ops.activation_range(ops.ACT_RELU_N1_TO_1, 2.0, 3) == (2, 4)
     assert ops.same_padding(49, 10, 2, 1) == (4, 25) and ops.same_padding(10, 4, 2, 1) == (1, 5)
     assert ops.same_padding(7, 3, 1, 1) == (1, 7) and ops.same_padding(8, 3, 1, 2) == (2, 8)
     assert ops.valid_padding(59, 10, 2, 1) == (0, 25) and ops.valid_padding(9, 3, 2, 1) == (0, 4)

@@ -23,7 +23,8 @@ size_t hal_read(uint8_t* buf, size_t max, uint32_t timeout_ms);
 void hal_write(const uint8_t* buf, size_t n);
 
 // Free-running tick counter (wraps; take differences as uint32_t) and its rate.
-// stm32f746: DWT CYCCNT (CPU cycles); qemu-m7: SysTick-based; host: microseconds.
+// stm32f746: DWT CYCCNT (CPU cycles, 216 MHz); qemu-m7: a 25 MHz timer in QEMU's virtual time
+// (with -icount shift=0: 40 instructions per tick, reproducible); host: microseconds.
 uint32_t hal_ticks(void);
 uint32_t hal_ticks_per_second(void);
 

@@ -39,9 +39,10 @@ void Reset_Handler(void) {
   SCB_VTOR = (uint32_t)(uintptr_t)__flash_start;  // the vector table opens the image
 
   // Stack guard: the stack grows down from the bottom of RAM, so an overflow runs into the 16 MiB
-  // below 0x20000000. QEMU maps that as a silent "unimplemented device" (reads 0, writes ignored)
-  // and the STM32F746 has the boot ROM there: make it no-access (MPU region 0, AP=000, XN) so an
-  // overflow faults on both. PRIVDEFENA keeps the default memory map everywhere else.
+  // below 0x20000000. QEMU maps that as a silent "unimplemented device" (reads 0, writes ignored);
+  // the STM32F746 has reserved space and its boot ROM/OTP/unique ID there. MPU region 0 makes it
+  // no-access (AP=000, XN): an overflow faults on both (QEMU exits with 131; the chip locks up
+  // in the fault, visible to a debugger). PRIVDEFENA keeps the default map everywhere else.
   MPU_RNR = 0;
   MPU_RBAR = 0x1F000000u;
   MPU_RASR = (1u << 28) | (0u << 24) | (23u << 1) | 1u;  // XN, no access, 2^24 bytes, enabled

@@ -1,4 +1,5 @@
-// QEMU mps2-an500 board (Cortex-M7): CMSDK APB UART0 + SysTick + semihosting exit.
+// QEMU mps2-an500 board (Cortex-M7): CMSDK APB UART0, SysTick milliseconds, CMSDK TIMER0 ticks,
+// semihosting exit.
 // QEMU 7.2 CMSDK UART pitfalls (see shared platform notes), handled here:
 //  1. after enabling RX, one dummy DATA read, or the first byte lags ~1 s or never comes;
 //  2. in the RX interrupt, INTCLEAR before draining DATA, or a byte arriving meanwhile is lost;
@@ -22,9 +23,17 @@ constexpr uint32_t kCtrlTxEn = 1u << 0, kCtrlRxEn = 1u << 1, kCtrlRxIntEn = 1u <
 constexpr uint32_t kIntRx = 1u << 1;
 constexpr uint32_t kUart0RxIrq = 0;  // QEMU hw/arm/mps2.c: UART0 RX = IRQ 0, TX = IRQ 1
 
-// QEMU's mps2-an500 system clock (hw/arm/mps2.c sysclk_frq) drives SysTick with CLKSOURCE=1.
+// CMSDK APB TIMER0 (QEMU hw/timer/cmsdk-apb-timer.c), a 32-bit down counter at the system
+// clock, free-running from 0xFFFFFFFF: hal_ticks() = ~VALUE. (SysTick + millis went backwards
+// once per ms under -icount: QEMU reloads the counter before the tick interrupt is pending.)
+constexpr uint32_t kTimer0 = 0x40000000u;
+#define TIMER0_CTRL CM7_REG(kTimer0 + 0x00u)  // bit 0 enable
+#define TIMER0_VALUE CM7_REG(kTimer0 + 0x04u)
+#define TIMER0_RELOAD CM7_REG(kTimer0 + 0x08u)
+
+// QEMU's mps2-an500 system clock (hw/arm/mps2.c SYSCLK_FRQ): CPU clock for SysTick and TIMER0.
+// Virtual time: with -icount shift=0 one tick is 40 instructions.
 constexpr uint32_t kSysclkHz = 25000000u;
-constexpr uint32_t kTicksPerMs = kSysclkHz / 1000u;
 
 constexpr uint32_t kRingSize = 2048;  // power of two; same as stm32f746 so memory reports agree
 uint8_t g_ring[kRingSize];
@@ -62,7 +71,10 @@ extern "C" void board_init(void) {
   (void)UART_DATA;  // pitfall 1: dummy read after enabling RX
   UART_INTCLEAR = 0xFu;
   NVIC_ISER(0) = 1u << kUart0RxIrq;
-  SYST_RVR = kTicksPerMs - 1;  // 1 kHz
+  TIMER0_RELOAD = 0xFFFFFFFFu;
+  TIMER0_VALUE = 0xFFFFFFFFu;
+  TIMER0_CTRL = 1u;
+  SYST_RVR = kSysclkHz / 1000u - 1;  // 1 kHz
   SYST_CVR = 0;
   SYST_CSR = 7;  // ENABLE | TICKINT | CLKSOURCE = CPU clock
 }
@@ -103,21 +115,7 @@ extern "C" void hal_write(const uint8_t* buf, size_t n) {
   }
 }
 
-extern "C" uint32_t hal_ticks(void) {
-  uint32_t ms, val;
-  bool wrapped;
-  do {
-    ms = g_millis;
-    val = SYST_CVR;
-    wrapped = SCB_ICSR & (1u << 26);  // PENDSTSET: wrapped, interrupt not yet taken
-  } while (ms != g_millis);
-  if (wrapped) {
-    ms += 1;
-    val = SYST_CVR;
-  }
-  return ms * kTicksPerMs + (kTicksPerMs - 1 - val);
-}
-
+extern "C" uint32_t hal_ticks(void) { return ~TIMER0_VALUE; }
 extern "C" uint32_t hal_ticks_per_second(void) { return kSysclkHz; }
 extern "C" uint32_t hal_millis(void) { return g_millis; }
 extern "C" const char* hal_board_name(void) { return "qemu-m7"; }

@@ -1,0 +1,122 @@
+"""The keyword-spotting path end to end on a small real pipeline (see conftest.kws):
+export names, simulator and host firmware bit-exact with tflite-micro, the on-device
+training step bit-exact with its Python reference, and the emulated Cortex-M7 run."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from host_tools.boards import launch
+from host_tools.protocol import Device
+from model_prep import classifier_sgd
+from model_prep.bake import Baked
+from model_prep.data import datasets, frontend
+from model_prep.simulate import Simulator
+from model_prep.tflite_graph import load_graph
+from model_prep.tflm import run_tflm
+
+from conftest import PY, ROOT
+
+
+def device_inputs(kws, split, group="device", limit=None):
+    x, y = datasets.load_features("kws", kws.corpus, split, group)
+    g = load_graph(kws.tflite)
+    inp = g.tensors[g.inputs[0]]
+    q = frontend.quantize_features(x.transpose(0, 2, 3, 1), float(inp.scale[0]), int(inp.zero_point[0]))
+    return q[:limit], y[:limit]
+
+
+def test_export_names_layers_after_the_pytorch_modules(kws):
+    g = load_graph(kws.tflite)
+    names = {t.name for t in g.tensors}
+    expected = {"input", "conv1", "conv1.weight", "classifier", "classifier.weight", "classifier.bias"}
+    expected |= {f"blocks.{b}.{r}" for b in range(4) for r in ("dw", "pw")}
+    assert expected <= names
+    sidecar = json.loads(kws.tflite.with_suffix(".json").read_text())
+    assert sidecar["labels"] == datasets.labels("kws")
+
+
+def test_simulator_equals_tflite_micro_on_every_test_sample(kws):
+    q, _ = device_inputs(kws, "test")
+    q2, _ = device_inputs(kws, "test", group="pretrain")
+    x = np.concatenate([q, q2])
+    expected = run_tflm(kws.tflite, x[:, None]).reshape(len(x), -1)
+    assert np.array_equal(Simulator.from_tflite(kws.tflite).run(x), expected)
+
+
+def test_host_firmware_equals_tflite_micro_on_every_test_sample(kws):
+    q, _ = device_inputs(kws, "test")
+    expected = run_tflm(kws.tflite, q[:, None]).reshape(len(q), -1)
+    with launch("host", kws.host_elf) as url, Device(url) as dev:
+        got = np.stack([dev.evaluate(x.tobytes()).logits for x in q])
+    assert np.array_equal(got, expected)
+
+
+def reference_training(kws, xs, ys):
+    """Python twin of the device: simulator forward + classifier_sgd, sample by sample."""
+    baked = Baked(kws.tflite, train="classifier", lr=0.02)
+    sim = Simulator(baked.graph, baked.ops)
+    fc = baked.classifier
+    w, b = fc.weights.copy(), fc.bias.copy()
+    t = baked.training_constants()
+    state, preds = t.seed, []
+    for x, y in zip(xs, ys):
+        acts = sim.run(x[None], keep=True, overrides={fc.name: (w, b)})
+        logits = acts[fc.output].reshape(-1)
+        preds.append(int(np.argmax(logits)))
+        state = classifier_sgd.sgd_step(t, w, b, acts[fc.input].reshape(-1), logits, int(y), state)
+    return preds, w, b
+
+
+def test_training_step_equals_python_reference_bit_for_bit(kws):
+    xs, ys = device_inputs(kws, "train", limit=40)
+    preds, w, b = reference_training(kws, xs, ys)
+    with launch("host", kws.host_elf) as url, Device(url) as dev:
+        dev.reset()
+        got = [dev.train(int(y), x.tobytes()).pred for x, y in zip(xs, ys)]
+        blob = dev.read_params(dev.info()["params_bytes"])
+    assert got == preds
+    assert np.array_equal(np.frombuffer(blob[:w.size], np.int8).reshape(w.shape), w)
+    assert np.array_equal(np.frombuffer(blob[w.size:], "<i4"), b)
+    assert not np.array_equal(w, Baked(kws.tflite).classifier.weights), "training changed nothing"
+
+
+def test_qemu_end_to_end_stream_trains_and_matches_host(kws, tmp_path):
+    out = tmp_path / "summary.json"
+    r = subprocess.run([PY, "host_tools/stream.py", "--dataset", "kws", "--data", kws.corpus,
+                        "--emulate", "qemu-m7", "--elf", kws.qemu_elf, "--train", "150", "--epochs", "2",
+                        "--eval", "80", "--curve-every", "300", "--out", out, "--quiet"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = json.loads(out.read_text())
+    assert s["board"] == "qemu-m7" and s["samples_trained"] >= 100
+    assert s["acc_after"] > s["acc_before"], s["curve"]
+    assert 0 < s["peak_sram_bytes"] <= 320 * 1024 and 0 < s["flash_bytes"] <= 1024 * 1024
+    assert s["stack_bytes_used"] > 0 and out.with_suffix(".png").stat().st_size > 0
+    # The emulated board computes exactly what the host build computes.
+    q, _ = device_inputs(kws, "test", limit=20)
+    outputs = {}
+    for board, elf in (("qemu-m7", kws.qemu_elf), ("host", kws.host_elf)):
+        with launch(board, elf) as url, Device(url) as dev:
+            outputs[board] = [dev.evaluate(x.tobytes()).logits for x in q]
+    assert np.array_equal(outputs["qemu-m7"], outputs["host"])
+
+
+def test_bake_rejects_a_file_that_is_not_a_model(tmp_path):
+    bad = tmp_path / "model.tflite"
+    bad.write_bytes(b"not a flatbuffer at all")
+    r = subprocess.run([PY, "-m", "model_prep.bake", bad, "-o", tmp_path / "out"], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "not a TFLite flatbuffer" in r.stderr and str(bad) in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_stream_reports_an_unreachable_port_clearly(tmp_path):
+    r = subprocess.run([PY, "host_tools/stream.py", "--dataset", "kws", "--port", "socket://127.0.0.1:9",
+                        "--timeout", "0.5", "--retries", "1", "--out", tmp_path / "s.json"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "socket://127.0.0.1:9" in r.stderr and "Traceback" not in r.stderr
