@@ -50,7 +50,7 @@ def kws(tmp_path_factory):
     if not (p.corpus / "corpus.json").exists():
         run(PY, "-m", "model_prep.data.synth_kws", "--out", p.corpus, "--seed", 1, "--per-word", 60)
     if not p.checkpoint.exists():
-        run(PY, "-m", "model_prep.pretrain", "--data", p.corpus, "--out", p.checkpoint, "--epochs", 12)
+        run(PY, "-m", "model_prep.pretrain", "--data", p.corpus, "--out", p.checkpoint, "--epochs", 30)
     if not p.tflite.exists():
         run(PY, "-m", "model_prep.export", p.checkpoint, "-o", p.tflite, "--data", p.corpus, "--calib", 200)
     run(PY, "-m", "model_prep.bake", p.tflite, "-o", p.baked, "--train", "classifier", "--lr", 0.02)

@@ -120,3 +120,48 @@ def test_stream_reports_an_unreachable_port_clearly(tmp_path):
                        cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode != 0
     assert "socket://127.0.0.1:9" in r.stderr and "Traceback" not in r.stderr
+
+
+def _replies(port, data, wait=0.6):
+    """Send raw bytes, collect the frames that come back within `wait` seconds."""
+    import time
+    from host_tools.protocol import FrameDecoder
+    port.write(data)
+    decoder, frames, end = FrameDecoder(), [], time.time() + wait
+    while time.time() < end:
+        frames += decoder.feed(port.read(256))
+    return frames
+
+
+@pytest.mark.parametrize("board", ["qemu-m7", "host"])
+def test_firmware_answers_bad_frames_with_error_frames_and_keeps_working(kws, board):
+    import serial
+    from host_tools.protocol import Err, Msg, encode_frame
+    elf = kws.qemu_elf if board == "qemu-m7" else kws.host_elf
+    good = encode_frame(Msg.INFO)
+    corrupt = bytearray(encode_frame(Msg.EVAL, bytes(490)))
+    corrupt[10] ^= 0xFF
+    cases = {
+        Err.BAD_CRC: bytes(corrupt),
+        Err.UNKNOWN_TYPE: encode_frame(0x33, b"xyz"),
+        Err.BAD_LENGTH: encode_frame(Msg.EVAL, bytes(17)),
+        Err.BAD_VALUE: encode_frame(Msg.TRAIN, bytes([200]) + bytes(490)),
+        Err.TOO_LONG: b"\xa5\xff\xff\x02",
+        Err.TRUNCATED: encode_frame(Msg.EVAL, bytes(490))[:100],
+    }
+    with launch(board, elf) as url, serial.serial_for_url(url, timeout=0.1) as port:
+        for code, data in cases.items():
+            frames = _replies(port, data)
+            assert frames and frames[0].type == Msg.ERROR and frames[0].payload[0] == code, (code, frames)
+            port.reset_input_buffer()
+            info = [f for f in _replies(port, good) if f.type == Msg.INFO | 0x80]
+            assert info and json.loads(info[0].payload)["board"] == board, code
+
+
+def test_app_builds_for_the_stm32f746_within_its_memory(kws, tmp_path):
+    from conftest import build_firmware
+    elf = build_firmware("stm32f746", kws.baked, tmp_path / "fw-stm32")
+    mem = json.loads((elf.parent / "memory.json").read_text())
+    assert mem["board"] == "stm32f746"
+    assert 0 < mem["flash_bytes"] <= 1024 * 1024
+    assert Baked(kws.tflite).plan.arena_bytes < mem["static_sram_bytes"] <= 320 * 1024
