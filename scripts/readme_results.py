@@ -24,7 +24,7 @@ def kws_demo(r):
         f"| {100 * r['acc_after']:.1f} % | {r['peak_sram_bytes'] / 1024:.1f} KiB | {r['flash_bytes'] / 1024:.1f} KiB "
         f"| {r['arena_bytes'] / 1024:.1f} KiB |",
         "",
-        f"![accuracy curve](results/kws_demo.png)",
+        "![accuracy curve](results/kws_demo.png)",
     ])
 
 

@@ -11,10 +11,7 @@ the NumPy mirror and the C++ kernels (built with g++ into a shared library, call
 """
 import ctypes
 import os
-import shutil
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import flatbuffers
@@ -23,6 +20,7 @@ import pytest
 from ai_edge_litert import schema_py_generated as fb
 
 from model_prep import int8_ops as ops
+from model_prep import tflm
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNELS = ROOT / "firmware" / "runtime" / "kernels"
@@ -234,30 +232,11 @@ def run_kernel(k, op, x):
     raise NotImplementedError(op.name)
 
 
-TFLM_RUNNER = textwrap.dedent("""
-    import sys, numpy as np
-    from tflite_micro.python.tflite_micro import runtime
-    xs = np.load(sys.argv[2])
-    it = runtime.Interpreter.from_file(sys.argv[1], arena_size=1 << 22)
-    outs = []
-    for name in xs.files:
-        it.set_input(xs[name], 0)
-        it.invoke()
-        outs.append(it.get_output(0).copy())
-    np.savez(sys.argv[3], *outs)
-""")
-
-
 def run_tflm(model_bytes, inputs, tmp_path):
-    """TFLM outputs for each input, from a subprocess (TFLM may abort its process)."""
-    model, xs, ys = tmp_path / "m.tflite", tmp_path / "x.npz", tmp_path / "y.npz"
+    """TFLM outputs for each input (model_prep.tflm runs the interpreter in a subprocess)."""
+    model = tmp_path / "m.tflite"
     model.write_bytes(model_bytes)
-    np.savez(xs, *inputs)
-    r = subprocess.run([sys.executable, "-c", TFLM_RUNNER, str(model), str(xs), str(ys)],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
-    with np.load(ys) as y:
-        return [y[f"arr_{i}"] for i in range(len(inputs))]
+    return list(tflm.run_tflm(model, np.stack(inputs)))
 
 
 def random_input(shape, zero_point, seed):
@@ -425,7 +404,6 @@ def test_tflm_combines_scales_in_double(per_channel, tf, tmp_path):
     assert ops.multiply_by_quantized_multiplier(6435, *f32) == 26
 
 
-@pytest.mark.skipif(shutil.which("arm-none-eabi-g++") is None, reason="no ARM toolchain")
 def test_kernels_build_for_cortex_m7(tmp_path):
     """The kernels compile warning-free for the STM32F746 and use no double precision."""
     for src in sorted(KERNELS.glob("*.cc")):

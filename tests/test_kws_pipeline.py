@@ -3,7 +3,6 @@ export names, simulator and host firmware bit-exact with tflite-micro, the on-de
 training step bit-exact with its Python reference, and the emulated Cortex-M7 run."""
 import json
 import subprocess
-import sys
 
 import numpy as np
 import pytest

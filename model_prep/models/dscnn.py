@@ -7,7 +7,6 @@ exported .tflite (`conv1`, `blocks.0.dw`, `blocks.0.pw`, ..., `classifier`), so 
 """
 from dataclasses import dataclass, asdict
 
-import torch
 from torch import nn
 
 
