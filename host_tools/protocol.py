@@ -11,7 +11,7 @@ Frame format (both directions):
   with the next byte it receives.
 Message types (host requests; the reply type is request | 0x80, or 0x7F):
   0x01 INFO    req: empty.                        resp 0x81: UTF-8 JSON text (device-defined keys)
-  0x02 TRAIN   req: u8 label, int8 features.      resp 0x82: u8 predicted class (before the update), u32 LE ticks
+  0x02 TRAIN   req: u16 LE seq, u8 label, int8 features. resp 0x82: u8 predicted class (before the update), u32 LE ticks
   0x03 EVAL    req: int8 features.                resp 0x83: u8 predicted class, u32 LE ticks, int8 logits
   0x04 STATS   req: empty.                        resp 0x84: UTF-8 JSON text
   0x05 PARAMS  req: u32 LE offset, u16 LE length. resp 0x85: those bytes of the trainable-parameter blob
@@ -19,6 +19,8 @@ Message types (host requests; the reply type is request | 0x80, or 0x7F):
   0x7F ERROR   resp only: u8 code, short UTF-8 message. Codes: 1 bad CRC, 2 truncated frame
                (inter-byte time-out), 3 unknown type, 4 bad payload length for the type,
                5 payload too long, 6 bad value (e.g. label out of range), 7 device busy/internal.
+  A TRAIN that repeats the sequence number of the last TRAIN is answered again without
+  training, so a retried request never trains twice.
 
 Usage:
     with Device("socket://127.0.0.1:5555") as dev:   # or /dev/ttyACM0
@@ -29,6 +31,7 @@ Usage:
 from __future__ import annotations
 
 import json
+import os
 import struct
 import time
 from dataclasses import dataclass
@@ -221,6 +224,7 @@ class Device:
                 f"cannot open {url!r}: {e}; expected a pyserial URL like /dev/ttyACM0 or socket://HOST:PORT"
             ) from e
         self._decoder = FrameDecoder()
+        self._train_seq = int.from_bytes(os.urandom(2), "little")   # fresh per session
 
     def __enter__(self) -> Device:
         return self
@@ -242,7 +246,8 @@ class Device:
     def train(self, label: int, features) -> TrainReply:
         if not 0 <= label <= 0xFF:
             raise ValueError(f"label {label} does not fit in a byte")
-        payload = self._request(Msg.TRAIN, bytes([label]) + _features_bytes(features))
+        self._train_seq = (self._train_seq + 1) & 0xFFFF   # one per sample, the same on every retry
+        payload = self._request(Msg.TRAIN, struct.pack("<HB", self._train_seq, label) + _features_bytes(features))
         if len(payload) != 5:
             raise self._error(Msg.TRAIN, f"reply of {len(payload)} bytes, expected 5")
         return TrainReply(payload[0], struct.unpack_from("<I", payload, 1)[0])

@@ -79,6 +79,9 @@ class Baked:
         if last.kind != "fully_connected" or last.output != self.graph.outputs[0]:
             raise ModelError(f"{self.path}: --train classifier needs the model to end in FULLY_CONNECTED "
                              f"(it ends in {last.kind})")
+        if last.bias is None:
+            raise ModelError(f"{self.path}: --train classifier needs a bias on FULLY_CONNECTED '{last.name}' "
+                             f"(the converter drops an all-zero bias)")
         return last
 
     def training_constants(self):
@@ -150,7 +153,8 @@ class Baked:
 
     def _training_cpp(self):
         if not self.classifier:
-            return "extern const ClassifierTraining* const kTraining = nullptr;\n"
+            return ("extern const int32_t kTrainingInputOffset = 0;  // unused: nothing is trained\n"
+                    "extern const ClassifierTraining* const kTraining = nullptr;\n")
         i = self.ops.index(self.classifier)
         t = self.training_constants()
         fc = self.classifier

@@ -12,7 +12,7 @@ import numpy as np
 from model_prep import int8_ops
 from model_prep.tflite_graph import Graph, ModelError
 
-SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MEAN", "PAD", "RESHAPE")
+SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MEAN", "PAD", "PADV2", "RESHAPE")
 _SAME, _VALID = 0, 1   # tflite Padding enum
 
 
@@ -64,11 +64,12 @@ def _conv(g, op, depthwise):
     _, kh, kw, _ = w.shape
     in_d, out_d = dims(x.shape), dims(y.shape)
     stride, dil = (o["strideH"], o["strideW"]), (o["dilationHFactor"], o["dilationWFactor"])
-    if o["padding"] == _SAME:
-        pad_h, _ = int8_ops.same_padding(in_d[1], kh, stride[0], dil[0])
-        pad_w, _ = int8_ops.same_padding(in_d[2], kw, stride[1], dil[1])
-    else:
-        pad_h = pad_w = 0
+    padding = int8_ops.same_padding if o["padding"] == _SAME else int8_ops.valid_padding
+    pad_h, out_h = padding(in_d[1], kh, stride[0], dil[0])
+    pad_w, out_w = padding(in_d[2], kw, stride[1], dil[1])
+    if (out_h, out_w) != out_d[1:3]:
+        raise ModelError(f"{g.path}: {op.kind} '{y.name}' output is {out_d[1]}x{out_d[2]}, "
+                         f"but its padding and strides give {out_h}x{out_w}")
     s_y, zp_y = _q(y)
     act_min, act_max = int8_ops.activation_range(o["fusedActivationFunction"], s_y, zp_y)
     params = int8_ops.ConvParams(-_q(x)[1], zp_y, stride[0], stride[1], dil[0], dil[1], pad_h, pad_w,
@@ -120,6 +121,7 @@ _LOWER = {
     "FULLY_CONNECTED": _fully_connected,
     "MEAN": _mean,
     "PAD": _pad,
+    "PADV2": _pad,   # PAD with a constant value input
     "RESHAPE": _reshape,
 }
 

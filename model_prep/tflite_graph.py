@@ -6,6 +6,7 @@ Everything downstream (the simulator, bake, the export's layer naming) reads mod
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
@@ -82,14 +83,17 @@ def _tensor(i, t, buffers):
     return Tensor(i, name, shape, dtype, scale, zp, int(q.quantizedDimension) if q else 0, data)
 
 
-def read_model(path):
-    """The flatbuffer object tree (schema.ModelT) of a .tflite file, with clear errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: no such model file (expected an int8 .tflite flatbuffer)")
-    buf = path.read_bytes()
+def read_model(src):
+    """The flatbuffer object tree (schema.ModelT) of a .tflite file (or its bytes), with clear errors."""
+    if isinstance(src, (bytes, bytearray)):
+        where, buf = "<.tflite bytes>", bytes(src)
+    else:
+        where = Path(src)
+        if not where.is_file():
+            raise ModelError(f"{where}: no such model file (expected an int8 .tflite flatbuffer)")
+        buf = where.read_bytes()
     if len(buf) < 8 or buf[4:8] != b"TFL3":
-        raise ModelError(f"{path}: not a TFLite flatbuffer (missing the 'TFL3' identifier)")
+        raise ModelError(f"{where}: not a TFLite flatbuffer (missing the 'TFL3' identifier)")
     return schema.ModelT.InitFromPackedBuf(buf, 0)
 
 
@@ -108,12 +112,18 @@ def load_graph(path):
     return Graph(Path(path), tensors, ops, [int(x) for x in g.inputs], [int(x) for x in g.outputs])
 
 
-def rename_tensors(src, dst, names):
-    """Write a copy of the model at `src` to `dst` with tensors renamed ({index: new name})."""
+def edit_model(src, fn):
+    """The .tflite at `src` (a path or its bytes) with fn(schema.ModelT) applied, re-packed, as bytes."""
     model = read_model(src)
-    for i, name in names.items():
-        model.subgraphs[0].tensors[i].name = name.encode()
-    import flatbuffers
+    fn(model)
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    Path(dst).write_bytes(builder.Output())
+    return bytes(builder.Output())
+
+
+def rename_tensors(src, dst, names):
+    """Write a copy of the model at `src` to `dst` with tensors renamed ({index: new name})."""
+    def rename(model):
+        for i, name in names.items():
+            model.subgraphs[0].tensors[i].name = name.encode()
+    Path(dst).write_bytes(edit_model(src, rename))

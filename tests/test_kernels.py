@@ -3,31 +3,34 @@ the tflite-micro interpreter agree bit for bit.
 
     .venv/bin/pytest tests/test_kernels.py -q
 
-Each case converts a one-op Keras model to a full-integer int8 .tflite with TFLiteConverter
-(some then edited with the flatbuffer object API, e.g. to give MEAN identical in/out
-quantization), reads the op's parameters from the flatbuffer the way bake does, and runs
-random int8 inputs through TFLM (in a subprocess: a failed check in TFLM aborts the process),
-the NumPy mirror and the C++ kernels (built with g++ into a shared library, called via ctypes).
+Each case converts a one-op Keras model to a full-integer int8 .tflite (tests/tflite_models.py;
+some then edited with model_prep.tflite_graph.edit_model, e.g. to give MEAN identical in/out
+quantization), reads it with model_prep.tflite_graph.load_graph and lowers it with
+model_prep.lower.lower, exactly as bake and the simulator do. The one LoweredOp then runs random
+int8 inputs through the NumPy mirror (model_prep.simulate.run_op) and the C++ kernel (built with
+g++ into a shared library, called via ctypes with the LoweredOp's own weights, bias, multipliers,
+parameter struct and dims), and both must equal TFLM (run in a subprocess: a failed check in TFLM
+aborts the process).
 """
 import ctypes
-import os
+import dataclasses
 import subprocess
 from pathlib import Path
 
-import flatbuffers
 import numpy as np
 import pytest
-from ai_edge_litert import schema_py_generated as fb
 
 from model_prep import int8_ops as ops
 from model_prep import tflm
+from model_prep.lower import lower
+from model_prep.simulate import run_op
+from model_prep.tflite_graph import edit_model, load_graph
+
+from tflite_models import convert, tf_fixture  # noqa: F401 (registers the fixture `tf`)
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNELS = ROOT / "firmware" / "runtime" / "kernels"
 SEEDS = range(4)
-OPNAMES = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
-DTYPES = {fb.TensorType.INT8: np.int8, fb.TensorType.INT32: np.int32,
-          fb.TensorType.FLOAT32: np.float32}
 
 
 # -- the C++ kernels through ctypes ---------------------------------------------------------
@@ -57,16 +60,25 @@ class PadParams(ctypes.Structure):
                 ("pad_value", ctypes.c_int8)]
 
 
+def struct(ctype, params):
+    """The kernels.h struct (ctypes) of an int8_ops parameter dataclass; field names must match."""
+    names = [f.name for f in dataclasses.fields(params)]
+    assert names == [n for n, _ in ctype._fields_], (type(params).__name__, names)
+    values = [getattr(params, n) for n in names]
+    return ctypes.byref(ctype(*(t(*v) if issubclass(t, ctypes.Array) else int(v)
+                                for (_, t), v in zip(ctype._fields_, values))))
+
+
+def dims(d):
+    return ctypes.byref(Dims(*d))
+
+
 def ptr(a):
     return a.ctypes.data_as(ctypes.c_void_p) if a is not None else None
 
 
-def dims(shape):
-    return Dims(*shape)
-
-
 class Cpp:
-    """The C++ kernels with the NumPy mirror's signatures."""
+    """The C++ kernels (tests/cpp/kernels_shim.cc)."""
 
     def __init__(self, path):
         self.lib = ctypes.CDLL(str(path))
@@ -78,47 +90,31 @@ class Cpp:
         self.lib.shim_multiply_by_quantized_multiplier(ptr(x), ptr(m), ptr(s), ptr(out), len(x))
         return out
 
-    def _conv(self, fn, p, q, x, w, b, out_hw):
-        oc = w.shape[0] if fn == "shim_conv2d_s8" else w.shape[3]
-        out = np.empty((x.shape[0], *out_hw, oc), np.int8)
-        m, s = (np.ascontiguousarray(a, np.int32) for a in q)
-        b = None if b is None else np.ascontiguousarray(b, np.int32)
-        x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
-        getattr(self.lib, fn)(ctypes.byref(ConvParams(*vars(p).values())), ptr(m), ptr(s),
-                              ctypes.byref(dims(x.shape)), ptr(x), ctypes.byref(dims(w.shape)),
-                              ptr(w), ptr(b), ctypes.byref(dims(out.shape)), ptr(out))
-        return out
-
-    def conv2d_s8(self, p, q, x, w, b, out_hw):
-        return self._conv("shim_conv2d_s8", p, q, x, w, b, out_hw)
-
-    def depthwise_conv2d_s8(self, p, q, x, w, b, out_hw):
-        return self._conv("shim_depthwise_conv2d_s8", p, q, x, w, b, out_hw)
-
-    def fully_connected_s8(self, p, q, x, w, b):
-        x, w = np.ascontiguousarray(x.reshape(x.shape[0], -1)), np.ascontiguousarray(w)
-        m, s = (np.ascontiguousarray(a, np.int32) for a in q)
-        b = None if b is None else np.ascontiguousarray(b, np.int32)
-        out = np.empty((x.shape[0], w.shape[0]), np.int8)
-        self.lib.shim_fully_connected_s8(ctypes.byref(FcParams(*vars(p).values())), ptr(m), ptr(s),
-                                         x.shape[0], x.shape[1], ptr(x), w.shape[0], ptr(w),
-                                         ptr(b), ptr(out))
-        return out
-
-    def mean_hw_s8(self, p, x):
-        x = np.ascontiguousarray(x)
-        out = np.empty((x.shape[0], x.shape[3]), np.int8)
-        self.lib.shim_mean_hw_s8(ctypes.byref(MeanParams(*vars(p).values())),
-                                 ctypes.byref(dims(x.shape)), ptr(x), ptr(out))
-        return out
-
-    def pad_s8(self, p, x):
-        x = np.ascontiguousarray(x)
-        shape = [n + a + b for n, a, b in zip(x.shape, p.before, p.after)]
-        out = np.empty(shape, np.int8)
-        cp = PadParams((ctypes.c_int32 * 4)(*p.before), (ctypes.c_int32 * 4)(*p.after), p.pad_value)
-        self.lib.shim_pad_s8(ctypes.byref(cp), ctypes.byref(dims(x.shape)), ptr(x),
-                             ctypes.byref(dims(out.shape)), ptr(out))
+    def run(self, op, x):
+        """A LoweredOp on one input tensor, every argument taken from op as firmware/runtime/interpreter.cc does."""
+        x = np.ascontiguousarray(x.reshape(op.in_dims), np.int8)
+        out = np.empty(op.out_dims, np.int8)
+        w = None if op.weights is None else np.ascontiguousarray(op.weights, np.int8)
+        b = None if op.bias is None else np.ascontiguousarray(op.bias, np.int32)
+        m = s = None
+        if op.quant is not None:
+            m, s = (np.ascontiguousarray(a, np.int32) for a in op.quant)
+        if op.kind in ("conv2d", "depthwise_conv2d"):
+            getattr(self.lib, f"shim_{op.kind}_s8")(
+                struct(ConvParams, op.params), ptr(m), ptr(s), dims(op.in_dims), ptr(x),
+                dims(op.filter_dims), ptr(w), ptr(b), dims(op.out_dims), ptr(out))
+        elif op.kind == "fully_connected":
+            n, h, wd, c = op.in_dims
+            self.lib.shim_fully_connected_s8(struct(FcParams, op.params), ptr(m), ptr(s), n, h * wd * c,
+                                             ptr(x), int(np.prod(op.out_dims[1:])), ptr(w), ptr(b),
+                                             ptr(out))
+        elif op.kind == "mean_hw":
+            self.lib.shim_mean_hw_s8(struct(MeanParams, op.params), dims(op.in_dims), ptr(x), ptr(out))
+        elif op.kind == "pad":
+            self.lib.shim_pad_s8(struct(PadParams, op.params), dims(op.in_dims), ptr(x),
+                                 dims(op.out_dims), ptr(out))
+        else:
+            raise NotImplementedError(op.kind)
         return out
 
 
@@ -130,106 +126,6 @@ def cpp(tmp_path_factory):
                     "-shared", "-fPIC", f"-I{KERNELS}", *map(str, sources), "-o", str(so)],
                    check=True)
     return Cpp(so)
-
-
-# -- models: convert, edit, read ------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow
-    return tensorflow
-
-
-def convert(tf, layer, in_shape, batch=1, per_channel=True):
-    """A one-layer Keras model as a full-integer int8 .tflite (int8 input and output)."""
-    tf.keras.utils.set_random_seed(0)
-    inp = tf.keras.Input(in_shape, batch_size=batch)
-    conv = tf.lite.TFLiteConverter.from_keras_model(tf.keras.Model(inp, layer(inp)))
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    rng = np.random.default_rng(0)
-    conv.representative_dataset = lambda: (
-        [rng.normal(0.3, 1.5, (batch, *in_shape)).astype(np.float32)] for _ in range(16))
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = conv.inference_output_type = tf.int8
-    if not per_channel:
-        conv._experimental_disable_per_channel = True
-        conv._experimental_disable_per_channel_quantization_for_dense_layers = True
-    return conv.convert()
-
-
-def edit(model_bytes, fn):
-    """Apply fn(ModelT) to a .tflite and re-pack it."""
-    m = fb.ModelT.InitFromPackedBuf(model_bytes, 0)
-    fn(m)
-    b = flatbuffers.Builder(1024)
-    b.Finish(m.Pack(b), file_identifier=b"TFL3")
-    return bytes(b.Output())
-
-
-class Tensor:
-    def __init__(self, m, index):
-        t = m.subgraphs[0].tensors[index]
-        self.shape = tuple(int(d) for d in t.shape)
-        data = m.buffers[t.buffer].data
-        dtype = DTYPES[t.type]
-        self.data = (None if data is None or len(data) == 0 else
-                     np.frombuffer(np.asarray(data, np.uint8).tobytes(), dtype).reshape(self.shape))
-        q = t.quantization
-        self.scale = None if q is None or q.scale is None else np.asarray(q.scale, np.float32)
-        self.zp = None if q is None or q.zeroPoint is None else int(q.zeroPoint[0])
-
-
-class Op:
-    """The single operator of a one-op model: name, options, input tensors, output tensor."""
-
-    def __init__(self, model_bytes):
-        m = fb.ModelT.InitFromPackedBuf(model_bytes, 0)
-        g = m.subgraphs[0]
-        assert len(g.operators) == 1, [OPNAMES[c.builtinCode] for c in m.operatorCodes]
-        op = g.operators[0]
-        code = m.operatorCodes[op.opcodeIndex]
-        self.name = OPNAMES[max(code.builtinCode, code.deprecatedBuiltinCode)]
-        self.options = op.builtinOptions
-        self.inputs = [None if i < 0 else Tensor(m, i) for i in op.inputs]
-        self.output = Tensor(m, op.outputs[0])
-
-
-def run_kernel(k, op, x):
-    """Run op on x with kernel set k (ops or Cpp), parameters computed as bake computes them."""
-    inp, out = op.inputs[0], op.output
-    if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-        w, b, o = op.inputs[1], op.inputs[2], op.options
-        depthwise = op.name == "DEPTHWISE_CONV_2D"
-        kh, kw, oc = w.shape[1], w.shape[2], (w.shape[3] if depthwise else w.shape[0])
-        pad = ops.same_padding if o.padding == fb.Padding.SAME else ops.valid_padding
-        pad_h, oh = pad(inp.shape[1], kh, o.strideH, o.dilationHFactor)
-        pad_w, ow = pad(inp.shape[2], kw, o.strideW, o.dilationWFactor)
-        assert (oh, ow) == out.shape[1:3]
-        lo, hi = ops.activation_range(o.fusedActivationFunction, out.scale[0], out.zp)
-        p = ops.ConvParams(-inp.zp, out.zp, o.strideH, o.strideW, o.dilationHFactor,
-                           o.dilationWFactor, pad_h, pad_w, oc // inp.shape[3], lo, hi)
-        q = ops.conv_channel_quant(inp.scale[0], w.scale, out.scale[0], channels=oc)
-        fn = k.depthwise_conv2d_s8 if depthwise else k.conv2d_s8
-        return fn(p, q, x, w.data, None if b is None else b.data, (oh, ow))
-    if op.name == "FULLY_CONNECTED":
-        w, b = op.inputs[1], op.inputs[2] if len(op.inputs) > 2 else None
-        lo, hi = ops.activation_range(op.options.fusedActivationFunction, out.scale[0], out.zp)
-        p = ops.FcParams(-inp.zp, out.zp, lo, hi)
-        q = ops.conv_channel_quant(inp.scale[0], w.scale, out.scale[0], channels=w.shape[0])
-        return k.fully_connected_s8(p, q, x, w.data, None if b is None else b.data)
-    if op.name == "MEAN":
-        assert sorted(op.inputs[1].data.ravel().tolist()) == [1, 2]
-        p = ops.mean_params(inp.scale[0], inp.zp, out.scale[0], out.zp)
-        return k.mean_hw_s8(p, x)
-    if op.name in ("PAD", "PADV2"):
-        pads = op.inputs[1].data
-        const = op.inputs[2] if len(op.inputs) > 2 and op.inputs[2] is not None else None
-        value = out.zp if const is None else int(const.data.ravel()[0])
-        p = ops.PadParams(tuple(pads[:, 0]), tuple(pads[:, 1]), value)
-        return k.pad_s8(p, x)
-    raise NotImplementedError(op.name)
 
 
 def run_tflm(model_bytes, inputs, tmp_path):
@@ -291,13 +187,13 @@ CASES = {
         tf, tf.keras.layers.Conv2D(6, 3, strides=2, activation="relu", **_bias(tf)), (11, 9, 3)),
     "conv_3x3_s2_valid_none": lambda tf: convert(
         tf, tf.keras.layers.Conv2D(6, 3, strides=2, **_bias(tf)), (10, 8, 3)),
-    "conv_3x3_relu_n1_to_1": lambda tf: edit(convert(
+    "conv_3x3_relu_n1_to_1": lambda tf: edit_model(convert(
         tf, tf.keras.layers.Conv2D(4, 3, padding="same", **_bias(tf)), (6, 5, 3)),
         _act(ops.ACT_RELU_N1_TO_1)),
-    "conv_3x3_relu6_bound_tie": lambda tf: edit(convert(  # 6 / 12 = 0.5 rounds to 1
+    "conv_3x3_relu6_bound_tie": lambda tf: edit_model(convert(  # 6 / 12 = 0.5 rounds to 1
         tf, tf.keras.layers.Conv2D(4, 3, padding="same", **_bias(tf)), (6, 5, 3)),
         _output_quant(12.0, 0, ops.ACT_RELU6)),
-    "conv_3x3_relu_n1_to_1_bound_tie": lambda tf: edit(convert(  # 1 / 2 = 0.5 rounds to 1
+    "conv_3x3_relu_n1_to_1_bound_tie": lambda tf: edit_model(convert(  # 1 / 2 = 0.5 rounds to 1
         tf, tf.keras.layers.Conv2D(4, 3, padding="same", **_bias(tf)), (6, 5, 3)),
         _output_quant(2.0, 0, ops.ACT_RELU_N1_TO_1)),
     "conv_3x3_dilation2_same": lambda tf: convert(
@@ -330,9 +226,9 @@ CASES = {
         tf, tf.keras.layers.GlobalAveragePooling2D(), (25, 5, 64)),
     "mean_hw_keepdims_requant": lambda tf: convert(
         tf, tf.keras.layers.GlobalAveragePooling2D(keepdims=True), (7, 3, 8), batch=2),
-    "mean_hw_same_quant": lambda tf: edit(convert(
+    "mean_hw_same_quant": lambda tf: edit_model(convert(
         tf, tf.keras.layers.GlobalAveragePooling2D(), (25, 5, 64)), _same_quant),
-    "mean_hw_same_quant_3x3": lambda tf: edit(convert(
+    "mean_hw_same_quant_3x3": lambda tf: edit_model(convert(
         tf, tf.keras.layers.GlobalAveragePooling2D(), (3, 3, 256)), _same_quant),
     "pad_hw": lambda tf: convert(tf, tf.keras.layers.ZeroPadding2D(((5, 5), (1, 1))), (49, 10, 1)),
     "pad_asymmetric": lambda tf: convert(tf, tf.keras.layers.ZeroPadding2D(((1, 2), (0, 3))), (5, 4, 6)),
@@ -345,13 +241,16 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_kernel_matches_tflm(case, tf, cpp, tmp_path):
-    model = CASES[case](tf)
-    op = Op(model)
-    assert op.name == FAMILY[case.split("_")[0]]
-    inputs = [random_input(op.inputs[0].shape, op.inputs[0].zp, seed) for seed in SEEDS]
-    for x, want in zip(inputs, run_tflm(model, inputs, tmp_path)):
-        got_np = run_kernel(ops, op, x).reshape(want.shape)
-        got_cpp = run_kernel(cpp, op, x).reshape(want.shape)
+    path = tmp_path / f"{case}.tflite"
+    path.write_bytes(CASES[case](tf))
+    graph = load_graph(path)
+    assert [o.kind for o in graph.ops] == [FAMILY[case.split("_")[0]]]
+    (op,) = lower(graph)
+    inp = graph.tensors[graph.inputs[0]]
+    inputs = [random_input(inp.shape, int(inp.zero_point[0]), seed) for seed in SEEDS]
+    for x, want in zip(inputs, tflm.run_tflm(path, np.stack(inputs))):
+        got_np = run_op(op, x.reshape(op.in_dims)).reshape(want.shape)
+        got_cpp = cpp.run(op, x).reshape(want.shape)
         assert np.array_equal(got_np, want), f"numpy: {np.sum(got_np != want)} of {want.size} differ"
         assert np.array_equal(got_cpp, want), f"c++: {np.sum(got_cpp != want)} of {want.size} differ"
 
@@ -367,7 +266,7 @@ def test_tflm_rounds_twice(tf, tmp_path):
         for i, scale in zip((g.inputs[0], g.operators[0].inputs[1], g.outputs[0]), (1.0, 0.25, 1.0)):
             g.tensors[i].quantization.scale, g.tensors[i].quantization.zeroPoint = [scale], [0]
         m.buffers[g.tensors[g.operators[0].inputs[1]].buffer].data = np.array([1], np.uint8)
-    model = edit(convert(tf, tf.keras.layers.Dense(1, use_bias=False), (1,), batch=256,
+    model = edit_model(convert(tf, tf.keras.layers.Dense(1, use_bias=False), (1,), batch=256,
                          per_channel=False), probe)
     x = np.arange(-128, 128, dtype=np.int8).reshape(256, 1)
     got = run_tflm(model, [x], tmp_path)[0].ravel().astype(np.int64)
@@ -395,7 +294,7 @@ def test_tflm_combines_scales_in_double(per_channel, tf, tmp_path):
             g.tensors[i].quantization.scale, g.tensors[i].quantization.zeroPoint = [float(scale)], [0]
         w.quantization.scale, w.quantization.zeroPoint = [float(s_w)], [0]
         m.buffers[w.buffer].data = np.array([99], np.uint8)
-    model = edit(convert(tf, tf.keras.layers.Dense(1, use_bias=False), (1,), batch=2,
+    model = edit_model(convert(tf, tf.keras.layers.Dense(1, use_bias=False), (1,), batch=2,
                          per_channel=per_channel), probe)
     got = run_tflm(model, [np.array([[65], [-65]], np.int8)], tmp_path)[0].ravel()
     acc = np.array([6435, -6435])

@@ -144,7 +144,7 @@ def test_firmware_answers_bad_frames_with_error_frames_and_keeps_working(kws, bo
         Err.BAD_CRC: bytes(corrupt),
         Err.UNKNOWN_TYPE: encode_frame(0x33, b"xyz"),
         Err.BAD_LENGTH: encode_frame(Msg.EVAL, bytes(17)),
-        Err.BAD_VALUE: encode_frame(Msg.TRAIN, bytes([200]) + bytes(490)),
+        Err.BAD_VALUE: encode_frame(Msg.TRAIN, bytes([7, 0, 200]) + bytes(490)),
         Err.TOO_LONG: b"\xa5\xff\xff\x02",
         Err.TRUNCATED: encode_frame(Msg.EVAL, bytes(490))[:100],
     }
@@ -164,3 +164,16 @@ def test_app_builds_for_the_stm32f746_within_its_memory(kws, tmp_path):
     assert mem["board"] == "stm32f746"
     assert 0 < mem["flash_bytes"] <= 1024 * 1024
     assert Baked(kws.tflite).plan.arena_bytes < mem["static_sram_bytes"] <= 320 * 1024
+
+
+def test_a_retried_train_request_trains_once(kws):
+    xs, ys = device_inputs(kws, "train", limit=2)
+    with launch("host", kws.host_elf) as url, Device(url) as dev:
+        dev.reset()
+        first = dev.train(int(ys[0]), xs[0].tobytes())
+        blob = dev.read_params(dev.info()["params_bytes"])
+        dev._train_seq -= 1                 # what a retry after a lost reply sends again
+        assert dev.train(int(ys[0]), xs[0].tobytes()) == first
+        assert dev.read_params(len(blob)) == blob and dev.stats()["samples_trained"] == 1
+        dev.train(int(ys[1]), xs[1].tobytes())
+        assert dev.stats()["samples_trained"] == 2

@@ -275,11 +275,11 @@ def fake_device(frame: Frame) -> bytes:
     if t in (Msg.INFO, Msg.STATS):
         return encode_frame(t | 0x80, json.dumps({"classes": 10, "type": t}).encode())
     if t == Msg.TRAIN:
-        if not p:
-            return error(Err.BAD_LENGTH, "TRAIN needs a label")
-        if p[0] >= 10:
-            return error(Err.BAD_VALUE, f"label {p[0]} out of range")
-        return encode_frame(0x82, bytes([p[0]]) + struct.pack("<I", 1000 + len(p)))
+        if len(p) < 3:
+            return error(Err.BAD_LENGTH, "TRAIN needs a sequence number and a label")
+        if p[2] >= 10:
+            return error(Err.BAD_VALUE, f"label {p[2]} out of range")
+        return encode_frame(0x82, bytes([p[2]]) + struct.pack("<I", 1000 + len(p) - 2))
     if t == Msg.EVAL:
         return encode_frame(0x83, b"\x02" + struct.pack("<I", 77) + p[:3])
     if t == Msg.PARAMS:
@@ -327,7 +327,10 @@ def test_device_requests():
         dev.reset()
         with pytest.raises(TypeError, match="int8"):
             dev.evaluate(np.zeros(4, dtype=np.float32))
-    assert r.requests[2] == Frame(Msg.TRAIN, bytes([3]) + np.arange(-4, 4, dtype=np.int8).tobytes())
+    assert r.requests[2].type == Msg.TRAIN
+    assert r.requests[2].payload[2:] == bytes([3]) + np.arange(-4, 4, dtype=np.int8).tobytes()
+    seq = struct.unpack_from("<H", r.requests[2].payload)[0]
+    assert struct.unpack_from("<H", r.requests[3].payload)[0] == (seq + 1) & 0xFFFF
     assert [f.type for f in r.requests[-4:-1]] == [Msg.PARAMS] * 3  # 5000 bytes in 2048-byte chunks
 
 
@@ -336,6 +339,7 @@ def test_device_retries_a_corrupted_reply():
     with Device(r.url, timeout=2.0) as dev:
         assert dev.train(1, b"\x00") == TrainReply(1, 1002)
     assert len(r.requests) == 2
+    assert r.requests[0] == r.requests[1], "a retry resends the same sequence number"
 
 
 def test_device_retries_truncated_reply_and_busy():

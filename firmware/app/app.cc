@@ -30,6 +30,13 @@ struct Stats {
 } stats;
 uint64_t rng_state;
 
+// The last TRAIN's sequence number and reply: a retried TRAIN is answered, not trained again.
+struct LastTrain {
+  bool valid;
+  uint16_t seq;
+  uint8_t reply[5];
+} last_train;
+
 void send(uint8_t type, const uint8_t* payload, size_t len) {
   hal_write(tx_buffer, encode_frame(type, payload, len, tx_buffer, sizeof(tx_buffer)));
 }
@@ -45,6 +52,7 @@ void restore_params() {
   memcpy(t.bias, t.bias_init, sizeof(int32_t) * static_cast<size_t>(t.out_features));
   rng_state = t.seed;
   memset(&stats, 0, sizeof(stats));
+  last_train.valid = false;
 }
 
 int32_t params_bytes() {
@@ -92,11 +100,15 @@ size_t write_stats(char* p, size_t cap) {
 
 void handle_train(const uint8_t* payload, size_t len) {
   if (kTraining == nullptr) return send_error(kErrBadValue, "this build trains nothing");
-  if (len != static_cast<size_t>(kModel.input_bytes) + 1) return send_error(kErrBadLength, "TRAIN: label + input bytes");
-  const int32_t label = payload[0];
+  if (len != static_cast<size_t>(kModel.input_bytes) + 3)
+    return send_error(kErrBadLength, "TRAIN: u16 seq + label + input bytes");
+  const uint16_t seq = get_u16le(payload);
+  if (last_train.valid && seq == last_train.seq)
+    return send(kMsgTrain | kMsgResponseBit, last_train.reply, sizeof(last_train.reply));
+  const int32_t label = payload[2];
   if (label >= kModel.output_bytes) return send_error(kErrBadValue, "label out of range");
   uint32_t ticks;
-  const int32_t pred = forward(payload + 1, &ticks);
+  const int32_t pred = forward(payload + 3, &ticks);
   const uint32_t start = hal_ticks();
   classifier_sgd_step(*kTraining, kModel.arena + kTrainingInputOffset, kModel.arena + kModel.output_offset,
                       label, &rng_state, grad_scratch);
@@ -105,9 +117,11 @@ void handle_train(const uint8_t* payload, size_t len) {
   stats.train_correct += pred == label;
   stats.train_ticks += ticks;
   stats.last_train_ticks = ticks;
-  uint8_t reply[5] = {static_cast<uint8_t>(pred)};
-  put_u32le(reply + 1, ticks);
-  send(kMsgTrain | kMsgResponseBit, reply, sizeof(reply));
+  last_train.valid = true;
+  last_train.seq = seq;
+  last_train.reply[0] = static_cast<uint8_t>(pred);
+  put_u32le(last_train.reply + 1, ticks);
+  send(kMsgTrain | kMsgResponseBit, last_train.reply, sizeof(last_train.reply));
 }
 
 void handle_eval(const uint8_t* payload, size_t len) {

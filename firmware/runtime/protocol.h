@@ -11,7 +11,7 @@
 //   with the next byte it receives.
 // Message types (host requests; the reply type is request | 0x80, or 0x7F):
 //   0x01 INFO    req: empty.                        resp 0x81: UTF-8 JSON text (device-defined keys)
-//   0x02 TRAIN   req: u8 label, int8 features.      resp 0x82: u8 predicted class (before the update), u32 LE ticks
+//   0x02 TRAIN   req: u16 LE seq, u8 label, int8 features. resp 0x82: u8 predicted class (before the update), u32 LE ticks
 //   0x03 EVAL    req: int8 features.                resp 0x83: u8 predicted class, u32 LE ticks, int8 logits
 //   0x04 STATS   req: empty.                        resp 0x84: UTF-8 JSON text
 //   0x05 PARAMS  req: u32 LE offset, u16 LE length. resp 0x85: those bytes of the trainable-parameter blob
@@ -19,6 +19,8 @@
 //   0x7F ERROR   resp only: u8 code, short UTF-8 message. Codes: 1 bad CRC, 2 truncated frame
 //                (inter-byte time-out), 3 unknown type, 4 bad payload length for the type,
 //                5 payload too long, 6 bad value (e.g. label out of range), 7 device busy/internal.
+//   A TRAIN that repeats the sequence number of the last TRAIN is answered again without
+//   training, so a retried request never trains twice.
 //
 // No heap, no exceptions, no stdio: the caller owns every buffer.
 #ifndef ODT_RUNTIME_PROTOCOL_H_
