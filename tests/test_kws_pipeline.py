@@ -177,3 +177,15 @@ def test_a_retried_train_request_trains_once(kws):
         assert dev.read_params(len(blob)) == blob and dev.stats()["samples_trained"] == 1
         dev.train(int(ys[1]), xs[1].tobytes())
         assert dev.stats()["samples_trained"] == 2
+
+
+def test_evaluate_reports_float_and_int8_accuracy_per_group(kws):
+    r = subprocess.run([PY, "-m", "model_prep.evaluate", kws.checkpoint, kws.tflite, "--data", kws.corpus],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = {line.split()[0]: line.split() for line in r.stdout.splitlines()[1:]}
+    assert set(rows) == {"pretrain", "device"}
+    for row in rows.values():
+        float_acc, int8_acc = float(row[2].rstrip("%")), float(row[3].rstrip("%"))
+        assert 0 <= int8_acc <= 100 and abs(float_acc - int8_acc) < 15
+    assert float(rows["pretrain"][3].rstrip("%")) > float(rows["device"][3].rstrip("%")), "no speaker shift"
