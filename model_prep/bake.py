@@ -79,9 +79,8 @@ class Baked:
         if last.kind != "fully_connected" or last.output != self.graph.outputs[0]:
             raise ModelError(f"{self.path}: --train classifier needs the model to end in FULLY_CONNECTED "
                              f"(it ends in {last.kind})")
-        if last.bias is None:
-            raise ModelError(f"{self.path}: --train classifier needs a bias on FULLY_CONNECTED '{last.name}' "
-                             f"(the converter drops an all-zero bias)")
+        if last.bias is None:   # the converter drops an all-zero bias; a trained one starts from zero
+            last.bias = np.zeros(last.weights.shape[0], np.int32)
         return last
 
     def training_constants(self):

@@ -103,9 +103,8 @@ def test_missing_or_foreign_file_is_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("name,says", [("conv", "end in FULLY_CONNECTED"),
-                                       ("conv_pad_conv", "end in FULLY_CONNECTED"),
-                                       ("fc_no_bias", "needs a bias")])
-def test_train_classifier_needs_a_final_fully_connected_with_bias(models, name, says, tmp_path):
+                                       ("conv_pad_conv", "end in FULLY_CONNECTED")])
+def test_train_classifier_needs_a_final_fully_connected(models, name, says, tmp_path):
     line = refused(run_bake(models[name], "-o", tmp_path / "out", "--train", "classifier"))
     assert "--train classifier" in line and says in line and str(models[name]) in line, line
 
@@ -212,3 +211,17 @@ def test_model_data_compiles(models, name, train, tmp_path):
     symbols = subprocess.run(["nm", "-C", "--defined-only", obj], capture_output=True, text=True, check=True).stdout
     for sym in ("odt::kModel", "odt::kTraining", "odt::kTrainingInputOffset"):
         assert any(line.endswith(" " + sym) for line in symbols.splitlines()), (sym, symbols)
+
+
+def test_a_classifier_without_bias_trains_from_a_zero_bias(models, tmp_path):
+    from model_prep import classifier_sgd
+    from model_prep.bake import Baked
+    r = run_bake(models["fc_no_bias"], "-o", tmp_path / "out", "--train", "classifier")
+    assert r.returncode == 0, r.stderr
+    baked = Baked(models["fc_no_bias"])
+    fc = baked.classifier
+    assert not fc.bias.any()
+    w, b = fc.weights.copy(), fc.bias.copy()
+    x = np.full(fc.weights.shape[1], 50, np.int8)
+    classifier_sgd.sgd_step(baked.training_constants(), w, b, x, np.zeros(4, np.int8), 2, 1)
+    assert b[2] > 0 and (b[[0, 1, 3]] < 0).all()
