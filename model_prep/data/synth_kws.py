@@ -17,7 +17,7 @@ Speakers form two disjoint groups. "pretrain" speaks with the plain US/British v
 ordinary male/female variants, mid pitch and rate, over white/pink noise at a high SNR. "device" is
 the shift a deployed model meets: other accents (Scottish, Caribbean, New York, West Midlands), the
 Klatt synthesizer and old/rough variants, low pitch and slow or fast speech, a band-limited cheap
-microphone, and brown noise, hum and fan noise at a low SNR.
+microphone, and brown and fan noise at a lower SNR.
 
 Each utterance gets its own rate, pitch, gain, position in the clip, noise and SNR, drawn from a
 generator seeded by (seed, word, clip index), so the output bytes depend only on the seed, the
@@ -75,7 +75,7 @@ DEVICE = GroupStyle(
     variants=("klatt", "klatt2", "klatt3", "klatt4", "klatt5", "croak", "grandma", "grandpa",
               "m8", "f5", "aunty", "norbert", "travis", "victor"),
     pitch=((10, 30), (70, 90)), rate=((115, 140), (200, 230)),
-    noises=("brown", "hum", "fan"), snr_db=(5.0, 20.0), band_hz=((250, 450), (2600, 3600)))
+    noises=("brown", "fan"), snr_db=(10.0, 25.0), band_hz=((250, 450), (2600, 3600)))
 GROUPS = {"pretrain": PRETRAIN, "device": DEVICE}
 
 
@@ -194,6 +194,8 @@ def espeak(word: str, voice: str, variant: str, rate: int, pitch: int, exe: str 
         raise EspeakError(f"{exe} not found; install it (apt-get install espeak-ng)") from None
     except subprocess.CalledProcessError as e:
         raise EspeakError(f"{' '.join(cmd)} failed: {e.stderr.decode(errors='replace').strip()}") from None
+    if not done.stdout.startswith(b"RIFF"):
+        raise EspeakError(f"{' '.join(cmd)} wrote no WAV: {done.stderr.decode(errors='replace').strip()}")
     rate_hz, samples = parse_wav_bytes(done.stdout)
     if rate_hz != ESPEAK_RATE:
         raise EspeakError(f"espeak-ng wrote {rate_hz} Hz, expected {ESPEAK_RATE}")
@@ -212,6 +214,8 @@ def render(u: Utterance, exe: str = "espeak-ng") -> np.ndarray:
     if s.band is not None:
         speech = sosfilt(butter(2, s.band, "bandpass", fs=SAMPLE_RATE, output="sos"), speech)
     loud = np.flatnonzero(np.abs(speech) > 0.02 * np.abs(speech).max())
+    if not loud.size:
+        raise EspeakError(f"espeak-ng spoke silence for '{u.word}' with {s.voice}+{s.variant}")
     speech = speech[loud[0]:loud[-1] + 1][:CLIP_SAMPLES]
     speech *= np.exp(rng.uniform(np.log(0.1), np.log(0.9))) / np.abs(speech).max()
     start = int(rng.integers(0, CLIP_SAMPLES - len(speech) + 1))
@@ -238,12 +242,10 @@ def write_wav(path: Path, samples: np.ndarray):
 
 def background_noises(seed: int) -> dict[str, np.ndarray]:
     """{file name: int16 [10 s]} for ROOT/_background_noise_/."""
-    out = {}
-    for k, (kind, rms) in enumerate([("white", 0.1), ("pink", 0.1), ("brown", 0.1), ("hum", 0.05), ("fan", 0.1)]):
-        rng = np.random.default_rng([seed, 4, k])
-        out[f"{kind}_noise.wav" if kind in ("white", "pink", "brown") else f"{kind}.wav"] = \
-            to_int16(rms * noise(kind, NOISE_SECONDS * SAMPLE_RATE, rng))
-    return out
+    files = {"white_noise.wav": ("white", 0.1), "pink_noise.wav": ("pink", 0.1), "brown_noise.wav": ("brown", 0.1),
+             "hum.wav": ("hum", 0.05), "fan.wav": ("fan", 0.1)}
+    return {name: to_int16(rms * noise(kind, NOISE_SECONDS * SAMPLE_RATE, np.random.default_rng([seed, 4, k])))
+            for k, (name, (kind, rms)) in enumerate(files.items())}
 
 
 # ---------------------------------------------------------------- the corpus
@@ -251,7 +253,7 @@ def background_noises(seed: int) -> dict[str, np.ndarray]:
 def espeak_version(exe: str = "espeak-ng") -> str:
     if shutil.which(exe) is None:
         raise EspeakError(f"{exe} not found on PATH; install it (apt-get install espeak-ng)")
-    return subprocess.run([exe, "--version"], capture_output=True, text=True).stdout.strip()
+    return subprocess.run([exe, "--version"], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def prepare_out(out: Path):
@@ -264,7 +266,7 @@ def prepare_out(out: Path):
 
 
 def generate(out, seed: int = 0, per_word: int = 400, unknown_per_word: int | None = None,
-             jobs: int = 2, exe: str = "espeak-ng", progress=sys.stderr) -> dict:
+             jobs: int = 2, exe: str = "espeak-ng", progress: bool = True) -> dict:
     """Write the corpus to `out`; return the corpus.json contents."""
     version = espeak_version(exe)
     out = Path(out)
@@ -287,7 +289,7 @@ def generate(out, seed: int = 0, per_word: int = 400, unknown_per_word: int | No
         for done, _ in enumerate(pool.map(work, utterances), 1):
             if progress and (done % 200 == 0 or done == len(utterances)):
                 print(f"\rsynth_kws: {done}/{len(utterances)} clips, {time.time() - t0:.0f} s",
-                      end="\n" if done == len(utterances) else "", file=progress, flush=True)
+                      end="\n" if done == len(utterances) else "", file=sys.stderr, flush=True)
 
     for split, name in (("validation", "validation_list.txt"), ("test", "testing_list.txt")):
         (out / name).write_text("".join(f"{u.path}\n" for u in sorted(utterances, key=lambda u: u.path)
@@ -310,7 +312,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, type=Path, help="corpus folder (created; an earlier corpus is replaced)")
     p.add_argument("--seed", required=True, type=int)
-    p.add_argument("--per-word", type=int, help="clips per keyword (default 400, 20 with --quick); unknown words get a quarter")
+    p.add_argument("--per-word", type=int,
+                   help="clips per keyword (default 400, 20 with --quick); each unknown word gets a quarter")
     p.add_argument("--quick", action="store_true", help="small corpus for tests")
     p.add_argument("--jobs", type=int, default=2, help="parallel espeak-ng processes")
     a = p.parse_args(argv)
