@@ -8,6 +8,7 @@
 // taking bytes from the socket, so nothing is ever dropped (TCP flow control end to end).
 #include "cm7.h"
 #include "hal.h"
+#include "rx_ring.h"
 
 namespace {
 
@@ -35,24 +36,29 @@ constexpr uint32_t kTimer0 = 0x40000000u;
 // Virtual time: with -icount shift=0 one tick is 40 instructions.
 constexpr uint32_t kSysclkHz = 25000000u;
 
-constexpr uint32_t kRingSize = 2048;  // power of two; same as stm32f746 so memory reports agree
-uint8_t g_ring[kRingSize];
-volatile uint32_t g_head;  // written by the RX interrupt
-volatile uint32_t g_tail;  // written by hal_read
+RxRing g_rx;
 volatile bool g_rx_paused;
 volatile uint32_t g_millis;
 
 // Moves received bytes into the ring; pauses RX when the ring is full. Interrupts masked.
 void drain_rx() {
   while (UART_STATE & kStateRxFull) {
-    uint32_t head = g_head;
-    if (head - g_tail == kRingSize) {
+    if (g_rx.full()) {
       UART_CTRL &= ~kCtrlRxIntEn;
       g_rx_paused = true;
       return;
     }
-    g_ring[head % kRingSize] = static_cast<uint8_t>(UART_DATA);
-    g_head = head + 1;
+    g_rx.put(static_cast<uint8_t>(UART_DATA));
+  }
+}
+
+// Called by rx_ring_read after it took bytes (interrupts masked).
+void resume_rx() {
+  if (g_rx_paused) {  // room again: resume RX (interrupt on, clear, then drain)
+    g_rx_paused = false;
+    UART_CTRL |= kCtrlRxIntEn;
+    UART_INTCLEAR = kIntRx;
+    drain_rx();
   }
 }
 
@@ -82,30 +88,7 @@ extern "C" void board_init(void) {
 extern "C" void hal_init(int, char**) {}
 
 extern "C" size_t hal_read(uint8_t* buf, size_t max, uint32_t timeout_ms) {
-  const uint32_t start = g_millis;
-  for (;;) {
-    cm7_irq_disable();
-    uint32_t avail = g_head - g_tail;
-    if (avail > 0 && max > 0) {
-      size_t n = avail < max ? avail : max;
-      for (size_t i = 0; i < n; ++i) buf[i] = g_ring[(g_tail + i) % kRingSize];
-      g_tail = g_tail + n;
-      if (g_rx_paused) {  // room again: resume RX (interrupt on, clear, then drain)
-        g_rx_paused = false;
-        UART_CTRL |= kCtrlRxIntEn;
-        UART_INTCLEAR = kIntRx;
-        drain_rx();
-      }
-      cm7_irq_enable();
-      return n;
-    }
-    if (timeout_ms == 0 || g_millis - start >= timeout_ms) {
-      cm7_irq_enable();
-      return 0;
-    }
-    cm7_wfi();  // wakes on the RX interrupt or the next SysTick
-    cm7_irq_enable();
-  }
+  return rx_ring_read(g_rx, buf, max, timeout_ms, g_millis, resume_rx);
 }
 
 extern "C" void hal_write(const uint8_t* buf, size_t n) {

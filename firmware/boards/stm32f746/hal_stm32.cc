@@ -2,6 +2,7 @@
 // PA9 TX / PB7 RX) at 115200 8N1 with an RX interrupt ring buffer, DWT cycle counter ticks,
 // SysTick milliseconds. Untested on hardware here: every register value is commented.
 #include "hal.h"
+#include "rx_ring.h"
 #include "stm32f746.h"
 
 namespace {
@@ -12,10 +13,7 @@ constexpr uint32_t kBaud = 115200;
 
 // The chip has no flow control on this UART: the ring must hold what the host sends while the
 // application is busy (about 87 us per byte at 115200 baud).
-constexpr uint32_t kRingSize = 2048;  // power of two; same as qemu-m7 so memory reports agree
-uint8_t g_ring[kRingSize];
-volatile uint32_t g_head;  // written by the RX interrupt
-volatile uint32_t g_tail;  // written by hal_read
+RxRing g_rx;
 volatile uint32_t g_millis;
 
 void wait_set(volatile uint32_t& reg, uint32_t mask) {
@@ -110,11 +108,7 @@ extern "C" void Usart1_Handler(void) {
   if (isr & 0xFu) USART1_ICR = isr & 0xFu;  // clear PE/FE/NF/ORE (ORE would re-fire forever)
   if (isr & (1u << 5)) {                    // RXNE: reading RDR clears it
     uint8_t b = static_cast<uint8_t>(USART1_RDR);
-    uint32_t head = g_head;
-    if (head - g_tail < kRingSize) {  // full: the byte is lost (no flow control on this link)
-      g_ring[head % kRingSize] = b;
-      g_head = head + 1;
-    }
+    if (!g_rx.full()) g_rx.put(b);  // full: the byte is lost (no flow control on this link)
   }
 }
 
@@ -137,24 +131,7 @@ extern "C" void board_init(void) {
 extern "C" void hal_init(int, char**) {}
 
 extern "C" size_t hal_read(uint8_t* buf, size_t max, uint32_t timeout_ms) {
-  const uint32_t start = g_millis;
-  for (;;) {
-    cm7_irq_disable();
-    uint32_t avail = g_head - g_tail;
-    if (avail > 0 && max > 0) {
-      size_t n = avail < max ? avail : max;
-      for (size_t i = 0; i < n; ++i) buf[i] = g_ring[(g_tail + i) % kRingSize];
-      g_tail = g_tail + n;
-      cm7_irq_enable();
-      return n;
-    }
-    if (timeout_ms == 0 || g_millis - start >= timeout_ms) {
-      cm7_irq_enable();
-      return 0;
-    }
-    cm7_wfi();  // wakes on the USART1 interrupt or the next SysTick
-    cm7_irq_enable();
-  }
+  return rx_ring_read(g_rx, buf, max, timeout_ms, g_millis, nullptr);
 }
 
 extern "C" void hal_write(const uint8_t* buf, size_t n) {
