@@ -11,16 +11,19 @@ Frame format (both directions):
   with the next byte it receives.
 Message types (host requests; the reply type is request | 0x80, or 0x7F):
   0x01 INFO    req: empty.                        resp 0x81: UTF-8 JSON text (device-defined keys)
-  0x02 TRAIN   req: u16 LE seq, u8 label, int8 features. resp 0x82: u8 predicted class (before the update), u32 LE ticks
-  0x03 EVAL    req: int8 features.                resp 0x83: u8 predicted class, u32 LE ticks, int8 logits
+  0x02 TRAIN   req: u16 LE seq, u8 label[, input]. resp 0x82: u8 predicted class (before the update), u32 LE ticks
+  0x03 EVAL    req: [input].                      resp 0x83: u8 predicted class, u32 LE ticks, output (if it fits)
   0x04 STATS   req: empty.                        resp 0x84: UTF-8 JSON text
   0x05 PARAMS  req: u32 LE offset, u16 LE length. resp 0x85: those bytes of the trainable-parameter blob
   0x06 RESET   req: empty.                        resp 0x86: empty (device restores its trainable parameters)
+  0x07 LOAD    req: u32 LE offset, bytes.         resp 0x87: empty (the bytes are written into the model input)
+  0x08 OUTPUT  req: u32 LE offset, u16 LE length. resp 0x88: those bytes of the last output
   0x7F ERROR   resp only: u8 code, short UTF-8 message. Codes: 1 bad CRC, 2 truncated frame
                (inter-byte time-out), 3 unknown type, 4 bad payload length for the type,
                5 payload too long, 6 bad value (e.g. label out of range), 7 device busy/internal.
   A TRAIN that repeats the sequence number of the last TRAIN is answered again without
-  training, so a retried request never trains twice.
+  training, so a retried request never trains twice. TRAIN and EVAL without input bytes run
+  on the input staged by LOAD (for inputs larger than one frame).
 
 Usage:
     with Device("socket://127.0.0.1:5555") as dev:   # or /dev/ttyACM0
@@ -54,6 +57,8 @@ class Msg(IntEnum):
     STATS = 0x04
     PARAMS = 0x05
     RESET = 0x06
+    LOAD = 0x07
+    OUTPUT = 0x08
     ERROR = 0x7F
 
 
@@ -247,17 +252,31 @@ class Device:
         if not 0 <= label <= 0xFF:
             raise ValueError(f"label {label} does not fit in a byte")
         self._train_seq = (self._train_seq + 1) & 0xFFFF   # one per sample, the same on every retry
-        payload = self._request(Msg.TRAIN, struct.pack("<HB", self._train_seq, label) + _features_bytes(features))
+        head = struct.pack("<HB", self._train_seq, label)
+        payload = self._with_input(Msg.TRAIN, head, _features_bytes(features))
         if len(payload) != 5:
             raise self._error(Msg.TRAIN, f"reply of {len(payload)} bytes, expected 5")
         return TrainReply(payload[0], struct.unpack_from("<I", payload, 1)[0])
 
-    def evaluate(self, features) -> EvalReply:
-        payload = self._request(Msg.EVAL, _features_bytes(features))
+    def evaluate(self, features, output_bytes: int | None = None) -> EvalReply:
+        """Prediction and output; an output too large for the reply is read with OUTPUT (give its size)."""
+        payload = self._with_input(Msg.EVAL, b"", _features_bytes(features))
         if len(payload) < 5:
             raise self._error(Msg.EVAL, f"reply of {len(payload)} bytes, expected at least 5")
-        logits = np.frombuffer(payload[5:], dtype=np.int8).copy()
-        return EvalReply(payload[0], struct.unpack_from("<I", payload, 1)[0], logits)
+        out = payload[5:]
+        if not out and output_bytes:
+            out = self.read_output(output_bytes)
+        return EvalReply(payload[0], struct.unpack_from("<I", payload, 1)[0], np.frombuffer(out, dtype=np.int8).copy())
+
+    def load_input(self, data: bytes, chunk: int = MAX_PAYLOAD - 4) -> None:
+        """Stages an input of any size on the device for the next TRAIN or EVAL."""
+        for off in range(0, len(data), chunk):
+            self._request(Msg.LOAD, struct.pack("<I", off) + data[off:off + chunk])
+
+    def read_output(self, total: int, chunk: int = MAX_PAYLOAD) -> bytes:
+        """The first `total` bytes of the output of the last forward pass."""
+        return b"".join(self._request(Msg.OUTPUT, struct.pack("<IH", off, min(chunk, total - off)))
+                        for off in range(0, total, chunk))
 
     def params(self, offset: int, length: int) -> bytes:
         if not 0 <= length <= MAX_PAYLOAD:
@@ -279,6 +298,18 @@ class Device:
     def _error(self, msg: Msg, what: str) -> DeviceError:
         return DeviceError(f"{self.url}: {msg.name} failed: {what}")
 
+    def _with_input(self, msg: Msg, head: bytes, data: bytes) -> bytes:
+        """`msg` carrying its input, or, for an input too large for one frame, LOAD then `msg`."""
+        if len(head) + len(data) <= MAX_PAYLOAD:
+            return self._request(msg, head + data)
+        for attempt in range(self.retries):   # a staged input serves one request: retry LOAD with it
+            self.load_input(data)
+            try:
+                return self._request(msg, head, retries=1)
+            except DeviceError:
+                if attempt == self.retries - 1:
+                    raise
+
     def _json(self, msg: Msg) -> dict:
         payload = self._request(msg)
         try:
@@ -286,11 +317,12 @@ class Device:
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise self._error(msg, f"reply is not UTF-8 JSON ({e})") from e
 
-    def _request(self, msg: Msg, payload: bytes = b"") -> bytes:
+    def _request(self, msg: Msg, payload: bytes = b"", retries: int | None = None) -> bytes:
         """Sends one request and returns the payload of its reply, retrying as documented."""
         frame = encode_frame(msg, payload)
         problems = []
-        for attempt in range(self.retries):
+        retries = retries or self.retries
+        for attempt in range(retries):
             if attempt:
                 time.sleep(RETRY_PAUSE_S)
                 self._ser.reset_input_buffer()
@@ -314,8 +346,8 @@ class Device:
             else:
                 problems.append(f"unexpected reply type 0x{reply.type:02X} ({len(reply.payload)} bytes)")
         if all(p == "no reply" for p in problems):
-            raise DeviceError(f"{self.url}: no reply to {msg.name} after {self.retries} tries (timeout {self.timeout} s)")
-        raise DeviceError(f"{self.url}: {msg.name} failed after {self.retries} tries: " + "; ".join(problems))
+            raise DeviceError(f"{self.url}: no reply to {msg.name} after {retries} tries (timeout {self.timeout} s)")
+        raise DeviceError(f"{self.url}: {msg.name} failed after {retries} tries: " + "; ".join(problems))
 
     def _read_frame(self) -> Frame | str:
         """The next frame, or a short text saying why none came in time."""

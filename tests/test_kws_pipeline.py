@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from host_tools.boards import launch
-from host_tools.protocol import Device
+from host_tools.protocol import Device, DeviceError, Msg
 from model_prep import classifier_sgd
 from model_prep.bake import Baked
 from model_prep.data import datasets, frontend
@@ -189,3 +189,19 @@ def test_evaluate_reports_float_and_int8_accuracy_per_group(kws):
         float_acc, int8_acc = float(row[2].rstrip("%")), float(row[3].rstrip("%"))
         assert 0 <= int8_acc <= 100 and abs(float_acc - int8_acc) < 15
     assert float(rows["pretrain"][3].rstrip("%")) > float(rows["device"][3].rstrip("%")), "no speaker shift"
+
+
+def test_inputs_can_be_staged_with_load_for_inputs_larger_than_a_frame(kws):
+    q, _ = device_inputs(kws, "test", limit=3)
+    with launch("host", kws.host_elf) as url, Device(url) as dev:
+        info = dev.info()
+        direct = [dev.evaluate(x.tobytes()) for x in q]
+        for x, d in zip(q, direct):
+            dev.load_input(x.tobytes(), chunk=100)          # as for a 96x96x3 image
+            r = dev._request(Msg.EVAL)                      # EVAL with no input: the staged one
+            assert r[0] == d.pred and np.array_equal(np.frombuffer(r[5:], np.int8), d.logits)
+            assert dev.read_output(info["output_bytes"]) == d.logits.tobytes()
+        with pytest.raises(DeviceError, match="no input staged"):
+            dev._request(Msg.EVAL)                          # the staged input was consumed
+        dev.load_input(q[0].tobytes(), chunk=128)
+        assert dev._request(Msg.TRAIN, b"\x01\x00\x02", retries=1)[0] == direct[0].pred

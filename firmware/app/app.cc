@@ -30,6 +30,10 @@ struct Stats {
 } stats;
 uint64_t rng_state;
 
+// Whether LOAD has staged an input that no forward pass has consumed yet (the arena reuses the
+// input's bytes during the forward pass, so a staged input serves exactly one TRAIN or EVAL).
+bool input_loaded;
+
 // The last TRAIN's sequence number and reply: a retried TRAIN is answered, not trained again.
 struct LastTrain {
   bool valid;
@@ -59,10 +63,11 @@ int32_t params_bytes() {
   return kTraining ? kTraining->out_features * (kTraining->in_features + 4) : 0;
 }
 
-// Forward pass on `input`; returns the arg-max class and its ticks.
+// Forward pass on `input` (nullptr: the input staged by LOAD); returns the arg-max class and its ticks.
 int32_t forward(const uint8_t* input, uint32_t* ticks) {
   const uint32_t start = hal_ticks();
-  memcpy(kModel.arena + kModel.input_offset, input, static_cast<size_t>(kModel.input_bytes));
+  if (input) memcpy(kModel.arena + kModel.input_offset, input, static_cast<size_t>(kModel.input_bytes));
+  input_loaded = false;
   invoke(kModel);
   const int8_t* out = kModel.arena + kModel.output_offset;
   int32_t best = 0;
@@ -75,11 +80,12 @@ size_t write_info(char* p, size_t cap) {
   const size_t static_ram = hal_static_ram_used(), stack = hal_stack_used();
   return static_cast<size_t>(snprintf(
       p, cap,
-      "{%s, \"board\": \"%s\", \"input_bytes\": %ld, \"params_bytes\": %ld, \"flash_bytes\": %lu, "
+      "{%s, \"board\": \"%s\", \"input_bytes\": %ld, \"output_bytes\": %ld, \"params_bytes\": %ld, "
+      "\"flash_bytes\": %lu, "
       "\"static_sram_bytes\": %lu, \"stack_bytes_used\": %lu, \"stack_bytes_reserved\": %lu, "
       "\"peak_sram_bytes\": %lu, \"tick_hz\": %lu}",
       kModel.info_json, hal_board_name(), static_cast<long>(kModel.input_bytes),
-      static_cast<long>(params_bytes()), static_cast<unsigned long>(hal_flash_used()),
+      static_cast<long>(kModel.output_bytes), static_cast<long>(params_bytes()), static_cast<unsigned long>(hal_flash_used()),
       static_cast<unsigned long>(static_ram), static_cast<unsigned long>(stack),
       static_cast<unsigned long>(hal_stack_size()), static_cast<unsigned long>(static_ram + stack),
       static_cast<unsigned long>(hal_ticks_per_second())));
@@ -100,15 +106,17 @@ size_t write_stats(char* p, size_t cap) {
 
 void handle_train(const uint8_t* payload, size_t len) {
   if (kTraining == nullptr) return send_error(kErrBadValue, "this build trains nothing");
-  if (len != static_cast<size_t>(kModel.input_bytes) + 3)
-    return send_error(kErrBadLength, "TRAIN: u16 seq + label + input bytes");
+  const bool staged = len == 3;
+  if (len != static_cast<size_t>(kModel.input_bytes) + 3 && !staged)
+    return send_error(kErrBadLength, "TRAIN: u16 seq + label [+ input bytes]");
   const uint16_t seq = get_u16le(payload);
   if (last_train.valid && seq == last_train.seq)
     return send(kMsgTrain | kMsgResponseBit, last_train.reply, sizeof(last_train.reply));
   const int32_t label = payload[2];
   if (label >= kModel.output_bytes) return send_error(kErrBadValue, "label out of range");
+  if (staged && !input_loaded) return send_error(kErrBadValue, "TRAIN: no input staged by LOAD");
   uint32_t ticks;
-  const int32_t pred = forward(payload + 3, &ticks);
+  const int32_t pred = forward(staged ? nullptr : payload + 3, &ticks);
   const uint32_t start = hal_ticks();
   classifier_sgd_step(*kTraining, kModel.arena + kTrainingInputOffset, kModel.arena + kModel.output_offset,
                       label, &rng_state, grad_scratch);
@@ -125,17 +133,44 @@ void handle_train(const uint8_t* payload, size_t len) {
 }
 
 void handle_eval(const uint8_t* payload, size_t len) {
-  if (len != static_cast<size_t>(kModel.input_bytes)) return send_error(kErrBadLength, "EVAL: input bytes");
+  const bool staged = len == 0;
+  if (len != static_cast<size_t>(kModel.input_bytes) && !staged)
+    return send_error(kErrBadLength, "EVAL: input bytes, or none after LOAD");
+  if (staged && !input_loaded) return send_error(kErrBadValue, "EVAL: no input staged by LOAD");
   uint32_t ticks;
-  const int32_t pred = forward(payload, &ticks);
+  const int32_t pred = forward(staged ? nullptr : payload, &ticks);
   stats.evals++;
   stats.eval_ticks += ticks;
   stats.last_eval_ticks = ticks;
   uint8_t* reply = rx_buffer;  // the request is consumed: reuse its buffer for the reply
   reply[0] = static_cast<uint8_t>(pred);
   put_u32le(reply + 1, ticks);
-  memcpy(reply + 5, kModel.arena + kModel.output_offset, static_cast<size_t>(kModel.output_bytes));
-  send(kMsgEval | kMsgResponseBit, reply, 5 + static_cast<size_t>(kModel.output_bytes));
+  const size_t out = static_cast<size_t>(kModel.output_bytes);
+  const size_t shown = 5 + out <= kMaxPayload ? out : 0;  // larger outputs: read them with OUTPUT
+  memcpy(reply + 5, kModel.arena + kModel.output_offset, shown);
+  send(kMsgEval | kMsgResponseBit, reply, 5 + shown);
+}
+
+// Writes bytes into the model input at an offset (inputs larger than one frame).
+void handle_load(const uint8_t* payload, size_t len) {
+  if (len < 4) return send_error(kErrBadLength, "LOAD: u32 offset + bytes");
+  const uint32_t offset = get_u32le(payload), count = static_cast<uint32_t>(len - 4);
+  const uint32_t total = static_cast<uint32_t>(kModel.input_bytes);
+  if (offset > total || count > total - offset) return send_error(kErrBadValue, "LOAD: range outside the input");
+  memmove(kModel.arena + kModel.input_offset + offset, payload + 4, count);
+  input_loaded = true;
+  send(kMsgLoad | kMsgResponseBit, nullptr, 0);
+}
+
+// Bytes of the output of the last forward pass.
+void handle_output(const uint8_t* payload, size_t len) {
+  if (len != 6) return send_error(kErrBadLength, "OUTPUT: u32 offset + u16 length");
+  const uint32_t offset = get_u32le(payload), count = get_u16le(payload + 4);
+  const uint32_t total = static_cast<uint32_t>(kModel.output_bytes);
+  if (offset > total || count > total - offset || count > kMaxPayload)
+    return send_error(kErrBadValue, "OUTPUT: range outside the output");
+  memcpy(rx_buffer, kModel.arena + kModel.output_offset + offset, count);
+  send(kMsgOutput | kMsgResponseBit, rx_buffer, count);
 }
 
 // The trainable-parameter blob: int8 weights [out][in], then int32 LE biases [out].
@@ -168,6 +203,10 @@ void dispatch(uint8_t type, const uint8_t* payload, size_t len) {
       return send(kMsgStats | kMsgResponseBit, rx_buffer, write_stats(text, sizeof(rx_buffer)));
     case kMsgParams:
       return handle_params(payload, len);
+    case kMsgLoad:
+      return handle_load(payload, len);
+    case kMsgOutput:
+      return handle_output(payload, len);
     case kMsgReset:
       restore_params();
       return send(kMsgReset | kMsgResponseBit, nullptr, 0);

@@ -11,16 +11,19 @@
 //   with the next byte it receives.
 // Message types (host requests; the reply type is request | 0x80, or 0x7F):
 //   0x01 INFO    req: empty.                        resp 0x81: UTF-8 JSON text (device-defined keys)
-//   0x02 TRAIN   req: u16 LE seq, u8 label, int8 features. resp 0x82: u8 predicted class (before the update), u32 LE ticks
-//   0x03 EVAL    req: int8 features.                resp 0x83: u8 predicted class, u32 LE ticks, int8 logits
+//   0x02 TRAIN   req: u16 LE seq, u8 label[, input]. resp 0x82: u8 predicted class (before the update), u32 LE ticks
+//   0x03 EVAL    req: [input].                      resp 0x83: u8 predicted class, u32 LE ticks, output (if it fits)
 //   0x04 STATS   req: empty.                        resp 0x84: UTF-8 JSON text
 //   0x05 PARAMS  req: u32 LE offset, u16 LE length. resp 0x85: those bytes of the trainable-parameter blob
 //   0x06 RESET   req: empty.                        resp 0x86: empty (device restores its trainable parameters)
+//   0x07 LOAD    req: u32 LE offset, bytes.         resp 0x87: empty (the bytes are written into the model input)
+//   0x08 OUTPUT  req: u32 LE offset, u16 LE length. resp 0x88: those bytes of the last output
 //   0x7F ERROR   resp only: u8 code, short UTF-8 message. Codes: 1 bad CRC, 2 truncated frame
 //                (inter-byte time-out), 3 unknown type, 4 bad payload length for the type,
 //                5 payload too long, 6 bad value (e.g. label out of range), 7 device busy/internal.
 //   A TRAIN that repeats the sequence number of the last TRAIN is answered again without
-//   training, so a retried request never trains twice.
+//   training, so a retried request never trains twice. TRAIN and EVAL without input bytes run
+//   on the input staged by LOAD (for inputs larger than one frame).
 //
 // No heap, no exceptions, no stdio: the caller owns every buffer.
 #ifndef ODT_RUNTIME_PROTOCOL_H_
@@ -46,6 +49,8 @@ enum : uint8_t {
   kMsgStats = 0x04,
   kMsgParams = 0x05,
   kMsgReset = 0x06,
+  kMsgLoad = 0x07,
+  kMsgOutput = 0x08,
   kMsgError = 0x7F,
   kMsgResponseBit = 0x80,
 };
