@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model_prep import classifier_sgd, int8_ops
+from model_prep import classifier_sgd, int8_params
 from model_prep.lower import lower
 from model_prep.plan import plan_arena
 from model_prep.tflite_graph import ModelError, load_graph
@@ -24,7 +24,13 @@ from model_prep.tflite_graph import ModelError, load_graph
 FORMAT = "odt-baked/1"
 TRAIN_MODES = ("none", "classifier")
 _KIND = {"conv2d": "kOpConv2D", "depthwise_conv2d": "kOpDepthwiseConv2D", "fully_connected": "kOpFullyConnected",
-         "mean_hw": "kOpMeanHW", "pad": "kOpPad", "reshape": "kOpReshape"}
+         "mean_hw": "kOpMeanHW", "pad": "kOpPad", "reshape": "kOpReshape", "add": "kOpAdd",
+         "avg_pool2d": "kOpAvgPool2D", "max_pool2d": "kOpMaxPool2D", "softmax": "kOpSoftmax",
+         "quantize": "kOpQuantize", "requantize": "kOpRequantize", "dequantize": "kOpDequantize"}
+# OpDesc's parameter members after `quant`, in order (model.h); an op fills the one of its kind.
+_PARAMS = (int8_params.ConvParams, int8_params.FcParams, int8_params.MeanParams, int8_params.PadParams,
+           int8_params.AddParams, int8_params.PoolParams, int8_params.SoftmaxParams, int8_params.QuantizeParams,
+           int8_params.RequantizeParams, int8_params.DequantizeParams)
 
 
 def _array(ctype, name, values, const=True, per_line=24):
@@ -43,11 +49,13 @@ def _value(v):
         return "true" if v else "false"
     if isinstance(v, (tuple, list)):
         return "{" + ", ".join(_value(x) for x in v) + "}"
+    if isinstance(v, (float, np.floating)):   # a float32 scale: a hex literal is exact
+        return float.hex(float(np.float32(v))) + "f"
     return str(int(v))
 
 
 def _struct(params, cls):
-    """C++ aggregate initializer of an int8_ops parameter dataclass (zeros when absent)."""
+    """C++ aggregate initializer of an int8_params parameter dataclass (zeros when absent)."""
     if not isinstance(params, cls):
         return "{}"
     return "{" + ", ".join(_value(getattr(params, f.name)) for f in dataclasses.fields(cls)) + "}"
@@ -61,6 +69,9 @@ class Baked:
             raise ModelError(f"--train {train}: expected one of {', '.join(TRAIN_MODES)}")
         self.path = Path(tflite)
         self.graph = load_graph(self.path)
+        if len(self.graph.inputs) != 1 or len(self.graph.outputs) != 1:
+            raise ModelError(f"{self.path}: {len(self.graph.inputs)} inputs and {len(self.graph.outputs)} outputs; "
+                             f"the firmware runs models with one of each")
         self.ops = lower(self.graph)
         self.sha256 = hashlib.sha256(self.path.read_bytes()).hexdigest()
         self.train, self.lr, self.qas = train, lr, qas
@@ -95,8 +106,10 @@ class Baked:
             trainable = self.classifier.weights.size + 4 * self.classifier.bias.size
         return {
             "model": self.model_name, "scheme": self.train, "tflite_sha256": self.sha256[:16],
-            "input_shape": list(inp.shape), "input_scale": float(inp.scale[0]),
-            "input_zero_point": int(inp.zero_point[0]), "num_classes": self.num_classes,
+            "input_shape": list(inp.shape),
+            "input_scale": None if inp.scale is None else float(inp.scale[0]),
+            "input_zero_point": None if inp.zero_point is None else int(inp.zero_point[0]),
+            "num_classes": self.num_classes,
             "labels": self.labels, "arena_bytes": self.plan.arena_bytes, "trainable_bytes": int(trainable),
             "lr": self.lr, "qas": self.qas,
         }
@@ -105,6 +118,7 @@ class Baked:
         return {
             "format": FORMAT, "tflite": str(self.path), **self.info(),
             "ops": [{"name": op.name, "kind": op.kind, "input": self.plan.offsets[op.input],
+                     "inputs": [self.plan.offsets[t] for t in op.inputs],
                      "output": self.plan.offsets[op.output], "in_dims": list(op.in_dims),
                      "out_dims": list(op.out_dims)} for op in self.ops],
         }
@@ -132,12 +146,12 @@ class Baked:
                 m, s = f"m{i}", f"s{i}"
                 src.append(_array("int32_t", m, op.quant.multiplier))
                 src.append(_array("int32_t", s, op.quant.shift))
-            p = op.params
+            offsets = [self.plan.offsets[t] for t in (op.input, op.output)]
+            offsets.append(self.plan.offsets[op.inputs[1]] if len(op.inputs) > 1 else -1)   # input2: ADD's
             entries.append(
-                f"    {{{_KIND[op.kind]}, \"{op.name}\", {self.plan.offsets[op.input]}, {self.plan.offsets[op.output]},\n"
+                f"    {{{_KIND[op.kind]}, \"{op.name}\", {', '.join(map(str, offsets))},\n"
                 f"     {_dims(op.in_dims)}, {_dims(op.out_dims)}, {_dims(op.filter_dims)}, {w}, {b}, {{{m}, {s}}},\n"
-                f"     {_struct(p, int8_ops.ConvParams)}, {_struct(p, int8_ops.FcParams)}, "
-                f"{_struct(p, int8_ops.MeanParams)}, {_struct(p, int8_ops.PadParams)}}},")
+                f"     " + ", ".join(_struct(op.params, cls) for cls in _PARAMS) + "},")
         src.append(f"alignas(16) int8_t arena[{self.plan.arena_bytes}];\n")
         src.append("const OpDesc kOps[] = {\n" + "\n".join(entries) + "\n};\n")
         info = json.dumps(self.info())[1:-1].replace("\\", "\\\\").replace('"', '\\"')

@@ -1,8 +1,11 @@
 """Static memory plan: one arena, every activation at a fixed offset, decided at bake time.
 
 Tensors whose lifetimes (first write .. last read, in op order) overlap never share bytes;
-the others may. Greedy by size, first fit, 16-byte aligned. `keep` extends tensors to the
-end of the step (the training step reads them after the forward pass).
+the others may. An op's inputs (two for ADD) and its output are live together, so no kernel
+ever writes over what it reads. A reshape's output aliases its input's bytes. Sizes are in
+bytes of each tensor's dtype (float32 at a float model's input or output). Greedy by size,
+first fit, 16-byte aligned. `keep` extends tensors to the end of the step (the training step
+reads them after the forward pass).
 """
 from dataclasses import dataclass
 
@@ -22,11 +25,11 @@ def _align(n):
 
 def plan_arena(graph, lowered, keep=()):
     """Offsets for every activation tensor of the lowered graph."""
-    alias = {op.output: op.input for op in lowered if op.kind == "reshape"}
+    alias = {op.output: op.inputs[0] for op in lowered if op.kind == "reshape"}
     root = lambda t: root(alias[t]) if t in alias else t
     first, last = {}, {}
     for i, op in enumerate(lowered):
-        for t in (op.input, op.output):
+        for t in (*op.inputs, op.output):
             r = root(t)
             first.setdefault(r, i)
             last[r] = i

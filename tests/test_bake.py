@@ -58,6 +58,7 @@ def models(tf, tmp_path_factory):
         "avgpool": (lambda x: L.AveragePooling2D(2)(L.Conv2D(4, 3, **bias)(x)), (8, 8, 2),
                     ["CONV_2D", "AVERAGE_POOL_2D"]),
         "tanh": (L.Dense(4, activation="tanh", **bias), (8,), ["FULLY_CONNECTED", "TANH"]),
+        "sigmoid": (L.Dense(4, activation="sigmoid", **bias), (8,), ["FULLY_CONNECTED", "LOGISTIC"]),
     }
     paths = {}
     for name, (layer, shape, kinds) in specs.items():
@@ -67,7 +68,8 @@ def models(tf, tmp_path_factory):
     return paths
 
 
-SUPPORTED_MODELS = ["conv", "dw", "fc", "mean", "pad", "dscnn", "flatten_fc", "reshape_mid", "conv_pad_conv"]
+SUPPORTED_MODELS = ["conv", "dw", "fc", "mean", "pad", "dscnn", "flatten_fc", "reshape_mid", "conv_pad_conv",
+                    "avgpool"]
 
 
 def run_bake(*args):
@@ -85,7 +87,7 @@ def refused(r):
 # -- models bake refuses -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name,kind", [("avgpool", "AVERAGE_POOL_2D"), ("tanh", "TANH")])
+@pytest.mark.parametrize("name,kind", [("sigmoid", "LOGISTIC"), ("tanh", "TANH")])
 def test_unsupported_op_is_one_line_naming_op_and_file(models, name, kind, tmp_path):
     line = refused(run_bake(models[name], "-o", tmp_path / "out"))
     assert kind in line and str(models[name]) in line, line
@@ -122,13 +124,14 @@ def check_plan(graph, lowered, plan, keep=()):
     end = len(lowered)
     buffer = {t: t for t in graph.inputs}           # tensor -> the tensor whose bytes it is
     for op in lowered:
-        buffer[op.output] = buffer[op.input] if op.kind == "reshape" else op.output
+        buffer[op.output] = buffer[op.inputs[0]] if op.kind == "reshape" else op.output
     steps = {}                                      # buffer -> steps at which it is written or read
     for t in graph.inputs:
         steps.setdefault(buffer[t], set()).add(-1)
     for i, op in enumerate(lowered):
-        assert op.input in buffer, f"op {i} reads tensor {op.input} before anything writes it"
-        steps[buffer[op.input]].add(i)
+        for t in op.inputs:                         # an ADD reads two
+            assert t in buffer, f"op {i} reads tensor {t} before anything writes it"
+            steps[buffer[t]].add(i)
         steps.setdefault(buffer[op.output], set()).add(i)
     for t in list(keep) + list(graph.outputs):
         steps[buffer[t]].add(end)
@@ -157,21 +160,23 @@ def test_plan_never_overlaps_live_tensors(models, name):
     lowered = lower(graph)
     check_plan(graph, lowered, plan_arena(graph, lowered), ())
     for op in lowered:   # keep each activation in turn, as the training step keeps the classifier input
-        keep = [op.input]
+        keep = [op.inputs[0]]
         check_plan(graph, lowered, plan_arena(graph, lowered, keep=keep), keep)
 
 
 def test_plan_never_overlaps_live_tensors_on_random_graphs():
-    """Random DAGs: any op may read any earlier tensor; some ops are reshapes; random sizes and keeps."""
+    """Random DAGs: any op may read any earlier tensor(s); some ops are reshapes, some two-input adds;
+    random sizes and keeps."""
     rng = np.random.default_rng(0)
     for _ in range(300):
         tensors, lowered = [SimpleNamespace(nbytes=int(rng.integers(1, 2000)))], []
         for i in range(int(rng.integers(1, 14))):
             src = int(rng.integers(0, len(tensors)))
-            reshape = rng.random() < 0.25
-            tensors.append(SimpleNamespace(nbytes=tensors[src].nbytes if reshape else int(rng.integers(1, 2000))))
-            lowered.append(SimpleNamespace(kind="reshape" if reshape else "conv2d", input=src,
-                                           output=len(tensors) - 1))
+            kind = rng.choice(["reshape", "conv2d", "add"], p=[0.25, 0.5, 0.25])
+            inputs = (src, int(rng.integers(0, len(tensors)))) if kind == "add" else (src,)
+            nbytes = tensors[src].nbytes if kind == "reshape" else int(rng.integers(1, 2000))
+            tensors.append(SimpleNamespace(nbytes=nbytes))
+            lowered.append(SimpleNamespace(kind=str(kind), inputs=inputs, output=len(tensors) - 1))
         outputs = sorted(set([len(tensors) - 1, *rng.choice(len(tensors), 1).tolist()]))
         graph = SimpleNamespace(tensors=tensors, inputs=[0], outputs=outputs)
         keep = rng.choice(len(tensors), int(rng.integers(0, 3)), replace=False).tolist()

@@ -1,16 +1,17 @@
-"""Int8 kernels: the C++ (firmware/runtime/kernels), the NumPy mirror (model_prep/int8_ops.py) and
+"""Int8 kernels: the C++ (firmware/runtime/kernels), the PyTorch twin (model_prep/int8_ops.py) and
 the tflite-micro interpreter agree bit for bit.
 
     .venv/bin/pytest tests/test_kernels.py -q
 
 Each case converts a one-op Keras model to a full-integer int8 .tflite (tests/tflite_models.py;
 some then edited with model_prep.tflite_graph.edit_model, e.g. to give MEAN identical in/out
-quantization), reads it with model_prep.tflite_graph.load_graph and lowers it with
-model_prep.lower.lower, exactly as bake and the simulator do. The one LoweredOp then runs random
-int8 inputs through the NumPy mirror (model_prep.simulate.run_op) and the C++ kernel (built with
-g++ into a shared library, called via ctypes with the LoweredOp's own weights, bias, multipliers,
-parameter struct and dims), and both must equal TFLM (run in a subprocess: a failed check in TFLM
-aborts the process).
+quantization, or cut down to the QUANTIZE / DEQUANTIZE at a float model's edge), reads it with
+model_prep.tflite_graph.load_graph and lowers it with model_prep.lower.lower, exactly as bake and
+the simulator do. The one LoweredOp then runs random inputs (one batch per model input: ADD has
+two) through the PyTorch twin (model_prep.simulate.run_op) and the C++ kernel (built with g++
+into a shared library, called via ctypes with the LoweredOp's own weights, bias, multipliers,
+parameter struct and dims), and both must equal TFLM (run in a subprocess: a failed check in
+TFLM aborts the process).
 """
 import ctypes
 import dataclasses
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from ai_edge_litert import schema_py_generated as schema
 
 from model_prep import int8_ops as ops
 from model_prep import tflm
@@ -60,13 +63,54 @@ class PadParams(ctypes.Structure):
                 ("pad_value", ctypes.c_int8)]
 
 
-def struct(ctype, params):
+class AddParams(ctypes.Structure):
+    _fields_ = [(k, ctypes.c_int32) for k in (
+        "input1_offset", "input2_offset", "output_offset", "left_shift", "input1_multiplier",
+        "input1_shift", "input2_multiplier", "input2_shift", "output_multiplier", "output_shift",
+        "act_min", "act_max")]
+
+
+class PoolParams(ctypes.Structure):
+    _fields_ = [(k, ctypes.c_int32) for k in (
+        "stride_h", "stride_w", "filter_h", "filter_w", "pad_h", "pad_w", "act_min", "act_max")]
+
+
+class SoftmaxParams(ctypes.Structure):
+    _fields_ = [(k, ctypes.c_int32) for k in ("input_multiplier", "input_left_shift", "diff_min")]
+
+
+class QuantizeParams(ctypes.Structure):
+    _fields_ = [("scale", ctypes.c_float), ("zero_point", ctypes.c_int32)]
+
+
+class RequantizeParams(ctypes.Structure):
+    _fields_ = [(k, ctypes.c_int32) for k in (
+        "input_zero_point", "output_zero_point", "multiplier", "shift")]
+
+
+class DequantizeParams(ctypes.Structure):
+    _fields_ = [("scale", ctypes.c_float), ("zero_point", ctypes.c_int32)]
+
+
+STRUCTS = {ops.ConvParams: ConvParams, ops.FcParams: FcParams, ops.MeanParams: MeanParams,
+           ops.PadParams: PadParams, ops.AddParams: AddParams, ops.PoolParams: PoolParams,
+           ops.SoftmaxParams: SoftmaxParams, ops.QuantizeParams: QuantizeParams,
+           ops.RequantizeParams: RequantizeParams, ops.DequantizeParams: DequantizeParams}
+
+
+def _field(t, v):
+    if issubclass(t, ctypes.Array):
+        return t(*v)
+    return float(v) if t is ctypes.c_float else int(v)
+
+
+def struct(params):
     """The kernels.h struct (ctypes) of an int8_ops parameter dataclass; field names must match."""
+    ctype = STRUCTS[type(params)]
     names = [f.name for f in dataclasses.fields(params)]
     assert names == [n for n, _ in ctype._fields_], (type(params).__name__, names)
     values = [getattr(params, n) for n in names]
-    return ctypes.byref(ctype(*(t(*v) if issubclass(t, ctypes.Array) else int(v)
-                                for (_, t), v in zip(ctype._fields_, values))))
+    return ctypes.byref(ctype(*(_field(t, v) for (_, t), v in zip(ctype._fields_, values))))
 
 
 def dims(d):
@@ -90,32 +134,52 @@ class Cpp:
         self.lib.shim_multiply_by_quantized_multiplier(ptr(x), ptr(m), ptr(s), ptr(out), len(x))
         return out
 
-    def run(self, op, x):
-        """A LoweredOp on one input tensor, every argument taken from op as firmware/runtime/interpreter.cc does."""
-        x = np.ascontiguousarray(x.reshape(op.in_dims), np.int8)
-        out = np.empty(op.out_dims, np.int8)
+    def run(self, op, *inputs):
+        """A LoweredOp on its input tensor(s), every argument taken from op as firmware/runtime/interpreter.cc does."""
+        in_type = np.float32 if op.kind == "quantize" else np.int8
+        xs = [np.ascontiguousarray(np.asarray(x).reshape(op.in_dims), in_type) for x in inputs]
+        x = xs[0]
+        out = np.empty(op.out_dims, np.float32 if op.kind == "dequantize" else np.int8)
         w = None if op.weights is None else np.ascontiguousarray(op.weights, np.int8)
         b = None if op.bias is None else np.ascontiguousarray(op.bias, np.int32)
         m = s = None
         if op.quant is not None:
             m, s = (np.ascontiguousarray(a, np.int32) for a in op.quant)
+        size = x.size
         if op.kind in ("conv2d", "depthwise_conv2d"):
             getattr(self.lib, f"shim_{op.kind}_s8")(
-                struct(ConvParams, op.params), ptr(m), ptr(s), dims(op.in_dims), ptr(x),
+                struct(op.params), ptr(m), ptr(s), dims(op.in_dims), ptr(x),
                 dims(op.filter_dims), ptr(w), ptr(b), dims(op.out_dims), ptr(out))
         elif op.kind == "fully_connected":
             n, h, wd, c = op.in_dims
-            self.lib.shim_fully_connected_s8(struct(FcParams, op.params), ptr(m), ptr(s), n, h * wd * c,
+            self.lib.shim_fully_connected_s8(struct(op.params), ptr(m), ptr(s), n, h * wd * c,
                                              ptr(x), int(np.prod(op.out_dims[1:])), ptr(w), ptr(b),
                                              ptr(out))
         elif op.kind == "mean_hw":
-            self.lib.shim_mean_hw_s8(struct(MeanParams, op.params), dims(op.in_dims), ptr(x), ptr(out))
-        elif op.kind == "pad":
-            self.lib.shim_pad_s8(struct(PadParams, op.params), dims(op.in_dims), ptr(x),
-                                 dims(op.out_dims), ptr(out))
+            self.lib.shim_mean_hw_s8(struct(op.params), dims(op.in_dims), ptr(x), ptr(out))
+        elif op.kind in ("pad", "avg_pool2d", "max_pool2d"):
+            getattr(self.lib, f"shim_{op.kind}_s8")(struct(op.params), dims(op.in_dims), ptr(x),
+                                                     dims(op.out_dims), ptr(out))
+        elif op.kind == "add":
+            self.lib.shim_add_s8(struct(op.params), size, ptr(x), ptr(xs[1]), ptr(out))
+        elif op.kind == "softmax":
+            n, h, wd, c = op.in_dims
+            self.lib.shim_softmax_s8(struct(op.params), n * h * wd, c, ptr(x), ptr(out))
+        elif op.kind in ("quantize", "requantize", "dequantize"):
+            fn = {"quantize": "quantize_f32_s8", "requantize": "requantize_s8", "dequantize": "dequantize_s8_f32"}
+            getattr(self.lib, f"shim_{fn[op.kind]}")(struct(op.params), size, ptr(x), ptr(out))
         else:
             raise NotImplementedError(op.kind)
         return out
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """The ops here are tiny: on a busy machine, waking OpenMP threads costs more than the op."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="session")
@@ -142,6 +206,29 @@ def random_input(shape, zero_point, seed):
         return rng.integers(-128, 128, shape, dtype=np.int8)
     x = rng.normal(zero_point, 6.0 * 2.5**seed, shape).round()
     return np.clip(x, -128, 127).astype(np.int8)
+
+
+def random_float_input(shape, scale, seed):
+    """Seed 0: near-ties (k + 1/2) * scale, one float32 step either side too; later: wider normals."""
+    rng = np.random.default_rng(seed)
+    if seed == 0:
+        x = ((rng.integers(-140, 140, shape) + 0.5) * np.float64(scale)).astype(np.float32)
+        step = rng.integers(-1, 2, shape)
+        return np.where(step > 0, np.nextafter(x, np.float32(np.inf)),
+                        np.where(step < 0, np.nextafter(x, np.float32(-np.inf)), x)).astype(np.float32)
+    return rng.normal(0.0, 40 * scale * 2.0**seed, shape).astype(np.float32)
+
+
+def case_inputs(graph, op, seed):
+    """One random input per model input (float32 ones probe the QUANTIZE's rounding)."""
+    xs = []
+    for k, i in enumerate(graph.inputs):
+        t = graph.tensors[i]
+        if t.dtype == "float32":
+            xs.append(random_float_input(t.shape, op.params.scale, seed))
+        else:
+            xs.append(random_input(t.shape, int(t.zero_point[0]), seed + 7 * k))
+    return xs
 
 
 # -- cases ----------------------------------------------------------------------------------
@@ -172,9 +259,54 @@ def _bias(tf):
     return dict(bias_initializer=tf.keras.initializers.RandomNormal(stddev=2.0))
 
 
+def _first_op(m):
+    """Keep only the first op (a float model's QUANTIZE); its output becomes the model's."""
+    g = m.subgraphs[0]
+    g.operators = g.operators[:1]
+    g.outputs = [g.operators[0].outputs[0]]
+
+
+def _last_op(m):
+    """Keep only the last op (a float model's DEQUANTIZE); its input becomes the model's."""
+    g = m.subgraphs[0]
+    g.operators = g.operators[-1:]
+    g.inputs = [g.operators[0].inputs[0]]
+
+
+def _int8_input(scale, zero_point):
+    """Make the float model input int8 (scale, zero point): its QUANTIZE becomes a requantize."""
+    def fn(m):
+        _first_op(m)
+        g = m.subgraphs[0]
+        t = g.tensors[g.inputs[0]]
+        t.type = schema.TensorType.INT8
+        t.quantization = schema.QuantizationParametersT()
+        t.quantization.scale, t.quantization.zeroPoint = [scale], [zero_point]
+    return fn
+
+
+def _softmax(beta=None, input_scale=None):
+    def fn(m):
+        g = m.subgraphs[0]
+        if beta is not None:
+            g.operators[0].builtinOptions.beta = beta
+        if input_scale is not None:
+            g.tensors[g.inputs[0]].quantization.scale = [input_scale]
+    return fn
+
+
+def _add_scales(s1, s2, s_out):
+    def fn(m):
+        g = m.subgraphs[0]
+        for i, scale in zip((*g.operators[0].inputs, g.outputs[0]), (s1, s2, s_out)):
+            g.tensors[i].quantization.scale = [scale]
+    return fn
+
+
 # Case names start with the op family: the converter must have produced that op.
 FAMILY = {"conv": "CONV_2D", "dw": "DEPTHWISE_CONV_2D", "fc": "FULLY_CONNECTED", "mean": "MEAN",
-          "pad": "PAD", "padv2": "PADV2"}
+          "pad": "PAD", "padv2": "PADV2", "add": "ADD", "avgpool": "AVERAGE_POOL_2D", "maxpool": "MAX_POOL_2D",
+          "softmax": "SOFTMAX", "quantize": "QUANTIZE", "requantize": "QUANTIZE", "dequantize": "DEQUANTIZE"}
 CASES = {
     "conv_3x3_s1_same_relu": lambda tf: convert(
         tf, tf.keras.layers.Conv2D(6, 3, padding="same", activation="relu", **_bias(tf)), (9, 7, 3)),
@@ -236,6 +368,38 @@ CASES = {
         lambda x: tf.pad(x, [[0, 0], [1, 0], [0, 2], [1, 1]])), (5, 4, 3)),
     "padv2_constant": lambda tf: convert(tf, tf.keras.layers.Lambda(
         lambda x: tf.pad(x, [[0, 0], [1, 0], [0, 2], [1, 1]], constant_values=0.7)), (5, 4, 3)),
+    "add_4d": lambda tf: convert(tf, tf.keras.layers.Add(), [(6, 5, 4), (6, 5, 4)]),
+    "add_relu_batch2": lambda tf: convert(
+        tf, lambda xs: tf.keras.layers.ReLU()(tf.keras.layers.Add()(xs)), [(4, 3, 5), (4, 3, 5)], batch=2),
+    "add_relu6": lambda tf: edit_model(convert(tf, tf.keras.layers.Add(), [(3, 7, 4), (3, 7, 4)]),
+                                       _act(ops.ACT_RELU6)),
+    "add_equal_scales": lambda tf: edit_model(convert(tf, tf.keras.layers.Add(), [(6, 5, 4), (6, 5, 4)]),
+                                              _add_scales(0.05, 0.05, 0.1)),
+    "add_far_scales": lambda tf: edit_model(convert(tf, tf.keras.layers.Add(), [(6, 5, 4), (6, 5, 4)]),
+                                            _add_scales(0.5, 0.003, 0.02)),
+    "avgpool_2x2_valid": lambda tf: convert(tf, tf.keras.layers.AveragePooling2D(2), (7, 6, 5)),
+    "avgpool_3x3_s2_same_relu": lambda tf: edit_model(convert(
+        tf, tf.keras.layers.AveragePooling2D(3, strides=2, padding="same"), (8, 7, 4)), _act(ops.ACT_RELU)),
+    "avgpool_4x4_s1_same_batch2": lambda tf: convert(
+        tf, tf.keras.layers.AveragePooling2D(4, strides=1, padding="same"), (5, 6, 3), batch=2),
+    "maxpool_2x2_valid_relu": lambda tf: convert(
+        tf, lambda x: tf.keras.layers.ReLU()(tf.keras.layers.MaxPooling2D(2)(x)), (7, 6, 5)),
+    "maxpool_3x3_s2_same_relu6": lambda tf: edit_model(convert(
+        tf, tf.keras.layers.MaxPooling2D(3, strides=2, padding="same"), (8, 7, 4)), _act(ops.ACT_RELU6)),
+    "softmax_2d_batch3": lambda tf: convert(tf, tf.keras.layers.Softmax(), (10,), batch=3),
+    "softmax_4d": lambda tf: convert(tf, tf.keras.layers.Softmax(), (3, 4, 6)),
+    "softmax_wide_beta": lambda tf: edit_model(convert(tf, tf.keras.layers.Softmax(), (300,)),
+                                               _softmax(beta=0.37)),
+    "softmax_coarse_input": lambda tf: edit_model(convert(tf, tf.keras.layers.Softmax(), (12,), batch=2),
+                                                  _softmax(input_scale=0.3)),
+    "softmax_fine_input": lambda tf: edit_model(convert(tf, tf.keras.layers.Softmax(), (12,), batch=2),
+                                                _softmax(beta=2.0, input_scale=0.0007)),
+    "quantize_f32": lambda tf: edit_model(convert(tf, tf.keras.layers.ReLU(), (6, 5, 4), io="float32"),
+                                          _first_op),
+    "requantize_s8": lambda tf: edit_model(convert(tf, tf.keras.layers.ReLU(), (6, 5, 4), io="float32"),
+                                           _int8_input(0.07, 5)),
+    "dequantize_f32": lambda tf: edit_model(convert(tf, tf.keras.layers.ReLU(), (6, 5, 4), io="float32"),
+                                            _last_op),
 }
 
 
@@ -246,12 +410,15 @@ def test_kernel_matches_tflm(case, tf, cpp, tmp_path):
     graph = load_graph(path)
     assert [o.kind for o in graph.ops] == [FAMILY[case.split("_")[0]]]
     (op,) = lower(graph)
-    inp = graph.tensors[graph.inputs[0]]
-    inputs = [random_input(inp.shape, int(inp.zero_point[0]), seed) for seed in SEEDS]
-    for x, want in zip(inputs, tflm.run_tflm(path, np.stack(inputs))):
-        got_np = run_op(op, x.reshape(op.in_dims)).reshape(want.shape)
-        got_cpp = cpp.run(op, x).reshape(want.shape)
-        assert np.array_equal(got_np, want), f"numpy: {np.sum(got_np != want)} of {want.size} differ"
+    inputs = [case_inputs(graph, op, seed) for seed in SEEDS]
+    batches = [np.stack(xs) for xs in zip(*inputs)]   # one batch per model input, in the model's order
+    for xs, want in zip(inputs, tflm.run_tflm(path, *batches)):
+        by_tensor = dict(zip(graph.inputs, xs))
+        xs = [by_tensor[i] for i in op.inputs]        # in the op's order (an ADD's may differ)
+        got_torch = run_op(op, *xs).numpy().reshape(want.shape)
+        got_cpp = cpp.run(op, *xs).reshape(want.shape)
+        assert got_torch.dtype == got_cpp.dtype == want.dtype
+        assert np.array_equal(got_torch, want), f"torch: {np.sum(got_torch != want)} of {want.size} differ"
         assert np.array_equal(got_cpp, want), f"c++: {np.sum(got_cpp != want)} of {want.size} differ"
 
 
@@ -303,23 +470,63 @@ def test_tflm_combines_scales_in_double(per_channel, tf, tmp_path):
     assert ops.multiply_by_quantized_multiplier(6435, *f32) == 26
 
 
+def test_tflm_quantize_rounds_the_float32_quotient(tf, cpp, tmp_path):
+    """QUANTIZE rounds x / scale computed in float32 (half away from zero), not the double quotient.
+
+    Near-ties (k + 1/2) * scale, nudged by a float32 step, are where the two disagree.
+    """
+    path = tmp_path / "q.tflite"
+    path.write_bytes(CASES["quantize_f32"](tf))
+    graph = load_graph(path)
+    (op,) = lower(graph)
+    scale, zp = np.float32(op.params.scale), op.params.zero_point
+    ties = ((np.arange(-120, 120) + 0.5) * np.float64(scale)).astype(np.float32)
+    x = np.concatenate([ties, np.nextafter(ties, np.float32(np.inf)), np.nextafter(ties, np.float32(-np.inf))])
+    in_double = np.clip(np.sign(x / np.float64(scale)) * np.floor(np.abs(x / np.float64(scale)) + 0.5) + zp,
+                        -128, 127)
+    in_float = np.clip(np.sign(x / scale) * np.floor(np.abs(x / scale).astype(np.float64) + 0.5) + zp, -128, 127)
+    x = x[in_double != in_float]
+    assert len(x) >= 10
+    n = int(np.prod(op.in_dims))
+    x = np.resize(x, (len(x) + n - 1) // n * n).reshape(-1, *graph.tensors[graph.inputs[0]].shape)
+    want = tflm.run_tflm(path, x)
+    got = [run_op(op, v).numpy().reshape(w.shape) for v, w in zip(x, want)]
+    assert np.array_equal(np.stack(got), want)
+    assert np.array_equal(np.stack([cpp.run(op, v).reshape(w.shape) for v, w in zip(x, want)]), want)
+    expected_double = np.clip(np.sign(x / np.float64(scale)) * np.floor(np.abs(x / np.float64(scale)) + 0.5) + zp,
+                              -128, 127)
+    assert not np.array_equal(expected_double.reshape(want.shape), want)
+
+
 def test_kernels_build_for_cortex_m7(tmp_path):
-    """The kernels compile warning-free for the STM32F746 and use no double precision."""
-    for src in sorted(KERNELS.glob("*.cc")):
+    """The kernels and the interpreter compile warning-free for the STM32F746 and use no double precision.
+
+    Every undefined symbol of an object is another odt:: function or an integer runtime helper
+    (__aeabi_l*, 64-bit division): no double-precision instruction or helper, no libm.
+    """
+    sources = sorted(KERNELS.glob("*.cc")) + [KERNELS.parent / "interpreter.cc"]
+    assert {"add_s8.cc", "avg_pool2d_s8.cc", "max_pool2d_s8.cc", "softmax_s8.cc", "quantize_f32_s8.cc",
+            "requantize_s8.cc", "dequantize_s8_f32.cc"} <= {s.name for s in sources}
+    for src in sources:
         obj = tmp_path / (src.stem + ".o")
         subprocess.run(["arm-none-eabi-g++", "-std=c++17", "-Wall", "-Wextra", "-Werror",
                         "-Wdouble-promotion", "-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-sp-d16",
                         "-mfloat-abi=hard", "-O2", "-ffp-contract=off", "-fno-exceptions",
-                        "-fno-rtti", "-c", str(src), "-o", str(obj)], check=True)
+                        "-fno-rtti", f"-I{KERNELS.parent}", "-c", str(src), "-o", str(obj)], check=True)
         dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(obj)], check=True,
                              capture_output=True, text=True).stdout
         assert ".f64" not in dis and "__aeabi_d" not in dis, src.name
+        nm = subprocess.run(["arm-none-eabi-nm", "-C", "-u", str(obj)], check=True,
+                            capture_output=True, text=True).stdout
+        undefined = [line.split(None, 1)[1] for line in nm.splitlines() if line.strip()]  # "U symbol"
+        foreign = [u for u in undefined if not u.startswith(("odt::", "__aeabi_l", "__aeabi_ul"))]
+        assert not foreign, (src.name, foreign)
 
 
 # -- arithmetic -----------------------------------------------------------------------------
 
 
-def test_multiply_by_quantized_multiplier_cpp_equals_numpy(cpp):
+def test_multiply_by_quantized_multiplier_cpp_equals_torch(cpp):
     rng = np.random.default_rng(0)
     n = 200_000
     special = np.array([0, 1, -1, 2, -2, 2**31 - 1, -(2**31), 2**30, -(2**30), 12345, -12345])

@@ -3,6 +3,12 @@
 
 namespace odt {
 
+namespace {
+
+int32_t elements(const Dims& d) { return d.n * d.h * d.w * d.c; }
+
+}  // namespace
+
 void invoke(const ModelDesc& m) {
   for (int32_t i = 0; i < m.num_ops; ++i) {
     const OpDesc& op = m.ops[i];
@@ -27,6 +33,27 @@ void invoke(const ModelDesc& m) {
         pad_s8(op.pad, op.in, in, op.out, out);
         break;
       case kOpReshape:  // the plan aliases a reshape's output to its input: nothing to move
+        break;
+      case kOpAdd:
+        add_s8(op.add, elements(op.out), in, m.arena + op.input2, out);
+        break;
+      case kOpAvgPool2D:
+        avg_pool2d_s8(op.pool, op.in, in, op.out, out);
+        break;
+      case kOpMaxPool2D:
+        max_pool2d_s8(op.pool, op.in, in, op.out, out);
+        break;
+      case kOpSoftmax:
+        softmax_s8(op.softmax, op.in.n * op.in.h * op.in.w, op.in.c, in, out);
+        break;
+      case kOpQuantize:  // the arena is 16-byte aligned and so is every offset
+        quantize_f32_s8(op.quantize, elements(op.in), reinterpret_cast<const float*>(in), out);
+        break;
+      case kOpRequantize:
+        requantize_s8(op.requantize, elements(op.in), in, out);
+        break;
+      case kOpDequantize:
+        dequantize_s8_f32(op.dequantize, elements(op.in), in, reinterpret_cast<float*>(out));
         break;
     }
   }

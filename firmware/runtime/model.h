@@ -17,14 +17,23 @@ enum OpKind : uint8_t {
   kOpMeanHW,
   kOpPad,
   kOpReshape,
+  kOpAdd,
+  kOpAvgPool2D,
+  kOpMaxPool2D,
+  kOpSoftmax,
+  kOpQuantize,    // float32 model input -> int8
+  kOpRequantize,  // int8 -> int8
+  kOpDequantize,  // int8 -> float32 model output
 };
 
-// One op: arena offsets of its input and output, their shapes, and the kernel's parameters
-// (only the struct of its kind is meaningful).
+// One op: arena offsets of its input(s) and output, their shapes, and the kernel's parameters
+// (only the struct of its kind is meaningful). Float32 tensors (a QUANTIZE's input, a
+// DEQUANTIZE's output) sit in the arena like the others, 16-byte aligned.
 struct OpDesc {
   OpKind kind;
   const char* name;        // layer name in the .tflite (schemes refer to layers by it)
   int32_t input, output;   // byte offsets in the arena
+  int32_t input2;          // ADD's second operand (same dims as `in`); -1 for other ops
   Dims in, out, filter;
   const int8_t* weights;   // flash, or SRAM when the layer is trained
   const int32_t* bias;
@@ -33,6 +42,12 @@ struct OpDesc {
   FcParams fc;
   MeanParams mean;
   PadParams pad;
+  AddParams add;
+  PoolParams pool;
+  SoftmaxParams softmax;
+  QuantizeParams quantize;
+  RequantizeParams requantize;
+  DequantizeParams dequantize;
 };
 
 struct ModelDesc {

@@ -44,4 +44,39 @@ void shim_pad_s8(const odt::PadParams* p, const odt::Dims* in, const int8_t* inp
   odt::pad_s8(*p, *in, input, *out, output);
 }
 
+void shim_add_s8(const odt::AddParams* p, int32_t size, const int8_t* input1,
+                 const int8_t* input2, int8_t* output) {
+  odt::add_s8(*p, size, input1, input2, output);
+}
+
+void shim_avg_pool2d_s8(const odt::PoolParams* p, const odt::Dims* in, const int8_t* input,
+                        const odt::Dims* out, int8_t* output) {
+  odt::avg_pool2d_s8(*p, *in, input, *out, output);
+}
+
+void shim_max_pool2d_s8(const odt::PoolParams* p, const odt::Dims* in, const int8_t* input,
+                        const odt::Dims* out, int8_t* output) {
+  odt::max_pool2d_s8(*p, *in, input, *out, output);
+}
+
+void shim_softmax_s8(const odt::SoftmaxParams* p, int32_t rows, int32_t depth,
+                     const int8_t* input, int8_t* output) {
+  odt::softmax_s8(*p, rows, depth, input, output);
+}
+
+void shim_quantize_f32_s8(const odt::QuantizeParams* p, int32_t size, const float* input,
+                          int8_t* output) {
+  odt::quantize_f32_s8(*p, size, input, output);
+}
+
+void shim_requantize_s8(const odt::RequantizeParams* p, int32_t size, const int8_t* input,
+                        int8_t* output) {
+  odt::requantize_s8(*p, size, input, output);
+}
+
+void shim_dequantize_s8_f32(const odt::DequantizeParams* p, int32_t size, const int8_t* input,
+                            float* output) {
+  odt::dequantize_s8_f32(*p, size, input, output);
+}
+
 }  // extern "C"

@@ -3,8 +3,9 @@
 // Every kernel is a pure function: the caller owns all memory, nothing allocates, nothing
 // keeps state. Tensors are NHWC int8. Quantization parameters are computed once at bake
 // time (model_prep/bake.py) and travel in the small structs below. Each kernel is mirrored
-// one-to-one by a NumPy function in model_prep/int8_ops.py; tests/test_kernels.py proves
-// the two and the tflite-micro interpreter equal bit for bit.
+// one-to-one by a PyTorch function in model_prep/int8_ops.py; tests/test_kernels.py proves
+// the two and the tflite-micro interpreter equal bit for bit. Float32 appears only in
+// quantize_f32_s8's input and dequantize_s8_f32's output, in single precision.
 #pragma once
 
 #include <stddef.h>
@@ -63,6 +64,62 @@ struct PadParams {
   int8_t pad_value;  // the output zero point unless the model gives a constant
 };
 
+// ADD of two int8 tensors of the same shape (reference_integer_ops::Add): each input plus its
+// offset, times 2^left_shift, is rescaled to the common scale 2 max(s1, s2); the sum is rescaled
+// to the output. Every multiplier is QuantizeMultiplier's, with shift in [-31, 0].
+struct AddParams {
+  int32_t input1_offset;      // minus the first input's zero point, in [-127, 128]
+  int32_t input2_offset;      // minus the second input's zero point
+  int32_t output_offset;      // the output zero point
+  int32_t left_shift;         // 20 for int8
+  int32_t input1_multiplier;  // s1 / (2 max(s1, s2))
+  int32_t input1_shift;
+  int32_t input2_multiplier;  // s2 / (2 max(s1, s2))
+  int32_t input2_shift;
+  int32_t output_multiplier;  // 2 max(s1, s2) / (2^left_shift s_out)
+  int32_t output_shift;
+  int32_t act_min, act_max;   // fused activation as a clamp in the output's int8 domain
+};
+
+// AVERAGE_POOL_2D and MAX_POOL_2D (input and output share quantization: no rescale). The window
+// is clipped to the input: an average divides by the taps inside it, rounding half away from 0.
+struct PoolParams {
+  int32_t stride_h, stride_w;
+  int32_t filter_h, filter_w;
+  int32_t pad_h, pad_w;      // padding before the first row / column (SAME or VALID resolved)
+  int32_t act_min, act_max;  // fused activation as a clamp in the output's int8 domain
+};
+
+// SOFTMAX of int8 over the innermost dimension (reference_ops::Softmax with gemmlowp's
+// fixed-point exp): output scale 1/256, zero point -128.
+struct SoftmaxParams {
+  // QuantizeMultiplier(min(beta * s_in * 2^26, 2^31 - 1)), shift >= 0: (x - max) becomes Q5.26.
+  int32_t input_multiplier;
+  int32_t input_left_shift;
+  int32_t diff_min;          // x - max below this contributes exp = 0 (output -128)
+};
+
+// QUANTIZE float32 -> int8 (reference_ops::AffineQuantize as this TFLM computes it):
+// q = round(x / scale) in float32, ties away from zero, + zero_point, clamped.
+struct QuantizeParams {
+  float scale;  // the output scale
+  int32_t zero_point;
+};
+
+// QUANTIZE int8 -> int8 (reference_ops::Requantize).
+struct RequantizeParams {
+  int32_t input_zero_point;
+  int32_t output_zero_point;
+  int32_t multiplier;  // QuantizeMultiplier(double(s_in) / double(s_out)), as ChannelQuant
+  int32_t shift;
+};
+
+// DEQUANTIZE int8 -> float32: scale * (q - zero_point), one float32 rounding.
+struct DequantizeParams {
+  float scale;  // the input scale
+  int32_t zero_point;
+};
+
 // Reference integer multiply of TFLite: round(x * multiplier * 2^(shift - 31)) with
 // TFLite's rounding (saturating rounding doubling high multiply, then rounding right shift).
 int32_t multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int32_t shift);
@@ -83,5 +140,25 @@ void mean_hw_s8(const MeanParams& p, const Dims& in, const int8_t* input, int8_t
 
 void pad_s8(const PadParams& p, const Dims& in, const int8_t* input, const Dims& out,
             int8_t* output);
+
+void add_s8(const AddParams& p, int32_t size, const int8_t* input1, const int8_t* input2,
+            int8_t* output);
+
+void avg_pool2d_s8(const PoolParams& p, const Dims& in, const int8_t* input, const Dims& out,
+                   int8_t* output);
+
+void max_pool2d_s8(const PoolParams& p, const Dims& in, const int8_t* input, const Dims& out,
+                   int8_t* output);
+
+// rows x depth: softmax over each row of `depth` values.
+void softmax_s8(const SoftmaxParams& p, int32_t rows, int32_t depth, const int8_t* input,
+                int8_t* output);
+
+void quantize_f32_s8(const QuantizeParams& p, int32_t size, const float* input, int8_t* output);
+
+void requantize_s8(const RequantizeParams& p, int32_t size, const int8_t* input, int8_t* output);
+
+void dequantize_s8_f32(const DequantizeParams& p, int32_t size, const int8_t* input,
+                       float* output);
 
 }  // namespace odt
