@@ -10,7 +10,7 @@ KWS := build/kws
 SEED ?= 0
 LR ?= 0.02
 
-.PHONY: setup demo test firmware flash corpus pretrain export bake clean config_info
+.PHONY: setup demo test firmware flash corpus pretrain export bake clean config_info verify
 
 setup:
 	scripts/setup.sh
@@ -48,6 +48,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+verify: setup
+	$(PY) -m model_prep.verify --all
+	$(PY) scripts/readme_results.py
 
 config_info:
 	$(MAKE) -C firmware BOARD=$(BOARD) config_info

@@ -12,14 +12,14 @@ from pathlib import Path
 import torch
 
 from model_prep import checkpoint
-from model_prep.data import datasets, frontend
+from model_prep.data import frontend
 from model_prep.tflite_graph import ModelError, load_graph
 from model_prep.tflm import run_tflm
 
 
 def accuracies(ckpt, tflite, data, split, group):
     model, meta = checkpoint.load(ckpt)
-    x, y = datasets.load_features(meta["dataset"], data, split, group)
+    x, y = checkpoint.load_split(meta, data, split, group)
     with torch.no_grad():
         float_acc = float((model(torch.from_numpy(x)).argmax(1).numpy() == y).mean())
     g = load_graph(tflite)
@@ -33,7 +33,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoint", type=Path)
     ap.add_argument("tflite", type=Path)
-    ap.add_argument("--data", type=Path, required=True, help="dataset root")
+    ap.add_argument("--data", type=Path, help="dataset root (not for built-in datasets)")
     ap.add_argument("--split", default="test", choices=("train", "validation", "test"))
     args = ap.parse_args(argv)
     print(f"{'group':10s} {'samples':>8s} {'float':>8s} {'int8 (TFLM)':>12s}")

@@ -3,13 +3,21 @@
     .venv/bin/python scripts/readme_results.py
 
 Everything between the markers `<!-- results:begin -->` and `<!-- results:end -->` is
-rewritten; each table says which command, commit, date and machine produced it.
+rewritten; each table says which command, commit, date and machine produced it. The dataset
+table between `<!-- datasets:begin/end -->` comes from model_prep.data.datasets.info.
 """
 import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+DATA_BEGIN, DATA_END = "<!-- datasets:begin -->", "<!-- datasets:end -->"
+
+
+def replace_between(text, begin, end, body):
+    head, rest = text.split(begin)
+    _, tail = rest.split(end)
+    return f"{head}{begin}\n{body}\n{end}{tail}"
 
 
 def kws_demo(r):
@@ -28,7 +36,36 @@ def kws_demo(r):
     ])
 
 
-TABLES = {"kws_demo.json": kws_demo}
+def verify(r):
+    lines = [
+        "### Float vs int8, and bit-exactness of every model (`python -m model_prep.verify --all`)",
+        "",
+        f"`{r['command']}` — commit {r['commit']}, {r['date']}, {r['machine']}",
+        "",
+        "| model | dataset | input | test samples | float acc. | int8 acc. (tflite-micro) | simulator = C++ runtime = tflite-micro |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in r["rows"]:
+        res = "x".join(str(v) for v in row.get("resolution", []))
+        lines.append(f"| {row['model']} | {row['dataset']} | {res} | {row['samples']} | {100 * row['float_acc']:.1f} % "
+                     f"| {100 * row['int8_acc']:.1f} % | {'yes' if row['bit_exact'] else 'NO'} |")
+    return "\n".join(lines + ["", "![verify](results/verify.png)"])
+
+
+TABLES = {"kws_demo.json": kws_demo, "verify.json": verify}
+
+
+def datasets_table():
+    import sys
+    sys.path.insert(0, str(ROOT))
+    from model_prep.data import datasets
+    lines = ["| name | kind | input | layout read | on-device group (distribution shift) |", "|---|---|---|---|---|"]
+    cell = lambda text: text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    for name in datasets.DATASETS:
+        i = datasets.info(name)
+        lines.append(f"| `{name}` | {i.kind} | {'x'.join(map(str, i.input_shape))} | {cell(i.layout)} "
+                     f"| {cell(i.transfer)} |")
+    return "\n".join(lines)
 
 
 def main():
@@ -39,10 +76,10 @@ def main():
             parts.append(render(json.loads(path.read_text())))
     readme = ROOT / "README.md"
     text = readme.read_text()
-    head, rest = text.split(BEGIN)
-    _, tail = rest.split(END)
     body = "\n\n".join(parts) if parts else "_No results yet: run the benchmark commands._"
-    readme.write_text(f"{head}{BEGIN}\n{body}\n{END}{tail}")
+    text = replace_between(text, BEGIN, END, body)
+    text = replace_between(text, DATA_BEGIN, DATA_END, datasets_table())
+    readme.write_text(text)
     print(f"updated {readme} from {len(parts)} result file(s)")
 
 
