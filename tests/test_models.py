@@ -9,6 +9,7 @@ from model_prep import checkpoint
 from model_prep.export import export_model, layer_names, trace
 from model_prep.models.blocks import make_divisible
 from model_prep.tflite_graph import ModelError, load_graph
+from model_prep.simulate import Simulator
 from model_prep.tflm import run_tflm
 
 RUNTIME_OPS = {"PAD", "CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MEAN", "FULLY_CONNECTED", "RESHAPE"}
@@ -186,3 +187,20 @@ def test_export_fails_loudly_when_residuals_do_not_match(exported):
     tr.residuals[0] = (tr.residuals[0][0], "blocks.0.pw2")   # an ADD that sums other tensors
     with pytest.raises(ModelError, match="does not add the output"):
         layer_names(g, tr)
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_simulator_equals_tflite_micro_layer_by_layer_on_every_model(exported, name):
+    _, path = exported[name]
+    g = load_graph(path)
+    inp = g.tensors[g.inputs[0]]
+    x, _ = noisy_prototypes(6, 300)
+    s, zp = float(inp.scale[0]), int(inp.zero_point[0])
+    q = np.clip(np.round(x.permute(0, 2, 3, 1).numpy() / s) + zp, -128, 127).astype(np.int8)
+    want = run_tflm(path, q[:, None], tensors=True)
+    sim = Simulator.from_tflite(path)
+    got = sim.activations(q)
+    for op in g.ops:
+        t = op.outputs[0]
+        assert np.array_equal(np.asarray(got[t]).reshape(len(q), -1), np.asarray(want[t]).reshape(len(q), -1)), \
+            f"{name}: layer {g.tensors[t].name} ({op.kind}) differs"
