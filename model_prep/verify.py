@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from model_prep import check, checkpoint, export, pretrain
+from model_prep.bake import Baked
 from model_prep.data import frontend
 from model_prep.tflite_graph import load_graph
 from model_prep.tflm import run_tflm
@@ -102,7 +103,8 @@ def verify_row(row, quick, samples, work):
     bit_exact = all(np.array_equal(engines[e].reshape(len(q), -1), tflm_out) for e in ("simulator", "runtime"))
     return {"model": row.name, "dataset": row.dataset, "float_acc": float_acc,
             "int8_acc": float((tflm_out.argmax(1) == y).mean()), "bit_exact": bool(bit_exact), "samples": int(len(y)),
-            "resolution": list(x.shape[2:]), "config": {**meta["config"]}, "tflite_bytes": tflite.stat().st_size}
+            "resolution": list(x.shape[2:]), "config": {**meta["config"]}, "tflite_bytes": tflite.stat().st_size,
+            "arena_bytes": Baked(tflite, train="none").plan.arena_bytes}
 
 
 def git_commit():

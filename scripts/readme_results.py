@@ -42,13 +42,15 @@ def verify(r):
         "",
         f"`{r['command']}` — commit {r['commit']}, {r['date']}, {r['machine']}",
         "",
-        "| model | dataset | input | test samples | float acc. | int8 acc. (tflite-micro) | simulator = C++ runtime = tflite-micro |",
-        "|---|---|---|---|---|---|---|",
+        "| model | dataset | input | test samples | float acc. | int8 acc. (tflite-micro) | int8 arena | .tflite "
+        "| simulator = C++ runtime = tflite-micro |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in r["rows"]:
         res = "x".join(str(v) for v in row.get("resolution", []))
         lines.append(f"| {row['model']} | {row['dataset']} | {res} | {row['samples']} | {100 * row['float_acc']:.1f} % "
-                     f"| {100 * row['int8_acc']:.1f} % | {'yes' if row['bit_exact'] else 'NO'} |")
+                     f"| {100 * row['int8_acc']:.1f} % | {row['arena_bytes'] / 1024:.1f} KiB "
+                     f"| {row['tflite_bytes'] / 1024:.1f} KiB | {'yes' if row['bit_exact'] else 'NO'} |")
     return "\n".join(lines + ["", "![verify](results/verify.png)"])
 
 
