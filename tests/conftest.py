@@ -30,6 +30,16 @@ def build_firmware(board, model_dir, build_dir, app="app"):
     return Path(build_dir) / "firmware.elf"
 
 
+@pytest.fixture
+def one_torch_thread():
+    """For tests of tiny ops: on a busy machine, waking OpenMP threads costs more than the op."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @dataclass
 class KwsPipeline:
     corpus: Path

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from ai_edge_litert import schema_py_generated as schema
 
 from model_prep import int8_ops as ops
@@ -173,13 +172,7 @@ class Cpp:
         return out
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The ops here are tiny: on a busy machine, waking OpenMP threads costs more than the op."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="session")

@@ -30,13 +30,7 @@ from tflite_models import convert, tf_fixture  # noqa: F401 (registers the fixtu
 RUNTIME = ROOT / "firmware" / "runtime"
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The ops here are tiny: on a busy machine, waking OpenMP threads costs more than the op."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _mobilenet(L):

@@ -40,6 +40,7 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
+from model_prep.data.cache import cached_array
 from model_prep.data.speech_commands import DatasetError
 
 DEVICE_PERCENT = 20                                      # bucket(key, "device") < 20 -> device group
@@ -132,19 +133,7 @@ def cached(cache_dir, name: str, parts, compute) -> np.ndarray:
     h = hashlib.sha256(f"{name}|{CACHE_VERSION}".encode())
     for p in parts:
         h.update(f"{p}\n".encode())
-    path = Path(cache_dir) / f"{name}_{h.hexdigest()[:20]}.npz"
-    if path.is_file():
-        with np.load(path) as z:
-            return z["images"]
-    images = compute()
-    try:
-        path.parent.mkdir(exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, images=images)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only dataset still works, only slower
-    return images
+    return cached_array(Path(cache_dir) / f"{name}_{h.hexdigest()[:20]}.npz", compute)
 
 
 def read_images(root, files, resolution: int) -> np.ndarray:

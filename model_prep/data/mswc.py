@@ -34,6 +34,7 @@ import soundfile
 from scipy.signal import resample_poly
 
 from model_prep.data import speech_commands as sc
+from model_prep.data.cache import cached_array
 from model_prep.data.frontend import MFCC, MfccConfig, fit_length, mfcc_batch
 from model_prep.data.images import SPLIT_PERCENT, bucket
 
@@ -201,21 +202,10 @@ def features(lang_dir: Path, examples, cfg: MfccConfig = MFCC, cache: bool = Tru
     """(X float32 [N, 49, 10], y int64 [N]); cached in <lang folder>/.cache/mfcc_<key>.npz."""
     y = np.array([e.label for e in examples], np.int64)
     path = lang_dir / ".cache" / f"mfcc_{sc.cache_key(examples, lang_dir, cfg)}.npz"
-    if cache and path.is_file():
-        with np.load(path) as z:
-            return z["X"], y
-    with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        clips = np.stack(list(pool.map(lambda e: read_audio(lang_dir / e.path), examples)))
-    X = mfcc_batch(clips, cfg)
-    if cache:
-        try:
-            path.parent.mkdir(exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-            np.savez(tmp, X=X)
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a read-only corpus still works, only slower
-    return X, y
+    def compute():
+        with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+            return mfcc_batch(np.stack(list(pool.map(lambda e: read_audio(lang_dir / e.path), examples))), cfg)
+    return cached_array(path, compute, cache), y
 
 
 def load_mswc(root, split: str, group: str, language=None, words=None, num_words: int = 10,

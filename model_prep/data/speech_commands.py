@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import resample_poly
 
+from model_prep.data.cache import cached_array
 from model_prep.data.frontend import MFCC, MfccConfig, fit_length, mfcc_batch
 
 LABELS = ["_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
@@ -294,16 +295,4 @@ def features(examples: list[Example], root, cfg: MfccConfig = MFCC, cache: bool 
     """(X float32 [N, 49, 10], y int64 [N]); cached in ROOT/.cache/mfcc_<key>.npz."""
     y = np.array([e.label for e in examples], np.int64)
     path = Path(root) / ".cache" / f"mfcc_{cache_key(examples, root, cfg)}.npz"
-    if cache and path.is_file():
-        with np.load(path) as z:
-            return z["X"], y
-    X = mfcc_batch(clips(examples, root), cfg)
-    if cache:
-        try:
-            path.parent.mkdir(exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-            np.savez(tmp, X=X)
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a read-only corpus still works, only slower
-    return X, y
+    return cached_array(path, lambda: mfcc_batch(clips(examples, root), cfg), cache), y
