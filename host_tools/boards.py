@@ -52,7 +52,8 @@ class _Process:
                                       stderr=subprocess.STDOUT)
         self.lines: list[str] = []
         self.ready = threading.Event()
-        threading.Thread(target=self._drain, daemon=True).start()
+        self._drainer = threading.Thread(target=self._drain, daemon=True)
+        self._drainer.start()
 
     def _drain(self) -> None:
         for raw in self.popen.stdout:
@@ -74,7 +75,9 @@ class _Process:
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait()
-        self.popen.stdout.close()
+        self._drainer.join(timeout=5)   # it ends at EOF; closing the pipe under it would break its read
+        if not self._drainer.is_alive():
+            self.popen.stdout.close()
 
 
 _running: dict[str, _Process] = {}
