@@ -90,6 +90,9 @@ class Baked:
         if last.kind != "fully_connected" or last.output != self.graph.outputs[0]:
             raise ModelError(f"{self.path}: --train classifier needs the model to end in FULLY_CONNECTED "
                              f"(it ends in {last.kind})")
+        if last.weights.shape[0] > 256:   # labels travel as one byte; the app's gradient scratch holds 256
+            raise ModelError(f"{self.path}: --train classifier supports up to 256 classes "
+                             f"('{last.name}' has {last.weights.shape[0]})")
         if last.bias is None:   # the converter drops an all-zero bias; a trained one starts from zero
             last.bias = np.zeros(last.weights.shape[0], np.int32)
         return last
