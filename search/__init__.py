@@ -1,5 +1,6 @@
-"""Sparse-update scheme search: which layers and channels the device trains.
+"""Sparse-update schemes: which layers and channels the device trains.
 
-Not built yet (issues 4 and 6): today the device trains the classifier, as chosen by
-`model_prep.bake --train classifier`. search/ may import model_prep/, never the reverse.
+The format lives beside the model it describes (model_prep/scheme.py); `python -m search.scheme
+show` prints one with its memory and compute. The search itself (issue 6) comes next.
+search/ may import model_prep/, never the reverse.
 """

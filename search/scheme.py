@@ -1,0 +1,77 @@
+"""Show a sparse-update scheme against its model: what is updated, its memory and compute.
+
+    python -m search.scheme show SCHEME.json --model build/kws/dscnn.tflite
+
+Memory is the extra SRAM the scheme costs, in the accounting of Lin et al. (2022): the updated
+int8 weights (they must live in SRAM), int32 biases, and the int8 input activation saved for
+each weight gradient (kept channels only). Compute is the multiply-accumulates of the weight
+gradients. Both are analytic; the runtime's own memory planner will replace the memory column
+when the sparse backward lands (the format does not change).
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from model_prep import scheme as fmt
+from model_prep.lower import lower
+from model_prep.tflite_graph import ModelError, load_graph
+
+
+def layer_costs(update, op):
+    """(updated weight bytes, bias bytes, saved activation bytes, weight-gradient MACs)."""
+    weights = op.weights
+    n = weights.shape[-1]
+    kept = len(fmt.selected_channels(update, weights))
+    rows = update.weight.rows
+    per_channel = weights.size // n
+    if rows is not None and weights.ndim == 4:
+        per_channel = per_channel * len(rows) // weights.shape[1]
+    w_bytes = kept * per_channel
+    b_bytes = 4 * (weights.shape[3] if op.kind == "depthwise_conv2d" else weights.shape[0]) if update.bias else 0
+    in_h, in_w = op.in_dims[1], op.in_dims[2]
+    saved = in_h * in_w * kept if kept else 0
+    out_hw = op.out_dims[1] * op.out_dims[2]
+    macs = out_hw * w_bytes
+    return w_bytes, b_bytes, saved, macs
+
+
+def show(scheme, tflite):
+    graph = load_graph(tflite)
+    fmt.validate(scheme, graph)
+    ops = {op.name: op for op in lower(graph)}
+    print(f"scheme '{scheme.name}' for {tflite} ({scheme.model})")
+    print(f"{'layer':24s} {'bias':>4s} {'weight':>22s} {'weights B':>10s} {'bias B':>7s} {'saved act B':>11s} "
+          f"{'grad MACs':>10s}")
+    total = np.zeros(4, np.int64)
+    for u in scheme.layers:
+        op = ops[u.layer]
+        costs = layer_costs(u, op)
+        total += costs
+        w = u.weight
+        what = w.kind if w.kind != "channels" else (f"channels {w.ratio} {w.select}" if w.ratio else
+                                                      f"channels x{len(w.channels)}")
+        print(f"{u.layer:24s} {'yes' if u.bias else 'no':>4s} {what:>22s} {costs[0]:10d} {costs[1]:7d} "
+              f"{costs[2]:11d} {costs[3]:10d}")
+    print(f"{'total':24s} {'':4s} {'':22s} {total[0]:10d} {total[1]:7d} {total[2]:11d} {total[3]:10d}")
+    print(f"extra SRAM (weights + biases + saved activations): {int(total[:3].sum())} bytes; "
+          f"weight-gradient compute: {int(total[3])} MACs per step")
+    return total
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("show", help="print a scheme as a table with its memory and compute")
+    s.add_argument("scheme", type=Path)
+    s.add_argument("--model", type=Path, required=True, help="the .tflite the scheme is for")
+    args = ap.parse_args(argv)
+    try:
+        show(fmt.load(args.scheme), args.model)
+    except (fmt.SchemeError, ModelError) as e:
+        sys.exit(f"scheme: {e}")
+
+
+if __name__ == "__main__":
+    main()
