@@ -1,6 +1,7 @@
 // max_pool2d_s8: TFLM's reference_integer_ops::MaxPool for int8 NHWC: the maximum over the
 // window clipped to the input, clamped to the fused activation.
 #include "kernels.h"
+#include "pool_window.h"
 
 namespace odt {
 
@@ -8,18 +9,14 @@ void max_pool2d_s8(const PoolParams& p, const Dims& in, const int8_t* input, con
                    int8_t* output) {
   for (int32_t b = 0; b < out.n; ++b) {
     for (int32_t oy = 0; oy < out.h; ++oy) {
-      const int32_t y0 = oy * p.stride_h - p.pad_h;
-      const int32_t fy0 = y0 < 0 ? -y0 : 0;
-      const int32_t fy1 = p.filter_h < in.h - y0 ? p.filter_h : in.h - y0;
+      const PoolWindow wy = pool_window(oy, p.stride_h, p.pad_h, p.filter_h, in.h);
       for (int32_t ox = 0; ox < out.w; ++ox) {
-        const int32_t x0 = ox * p.stride_w - p.pad_w;
-        const int32_t fx0 = x0 < 0 ? -x0 : 0;
-        const int32_t fx1 = p.filter_w < in.w - x0 ? p.filter_w : in.w - x0;
+        const PoolWindow wx = pool_window(ox, p.stride_w, p.pad_w, p.filter_w, in.w);
         for (int32_t c = 0; c < out.c; ++c) {
           int32_t m = -128;
-          for (int32_t fy = fy0; fy < fy1; ++fy) {
-            for (int32_t fx = fx0; fx < fx1; ++fx) {
-              const int32_t v = input[((b * in.h + y0 + fy) * in.w + x0 + fx) * in.c + c];
+          for (int32_t fy = wy.from; fy < wy.to; ++fy) {
+            for (int32_t fx = wx.from; fx < wx.to; ++fx) {
+              const int32_t v = input[((b * in.h + wy.start + fy) * in.w + wx.start + fx) * in.c + c];
               m = v > m ? v : m;
             }
           }
