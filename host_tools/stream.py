@@ -11,10 +11,7 @@ are the held-out evaluation set. Accuracy is measured on the device before, duri
 training; a JSON summary and a PNG accuracy curve are written.
 """
 import argparse
-import datetime
 import json
-import platform
-import subprocess
 import sys
 import time
 from contextlib import ExitStack
@@ -28,6 +25,7 @@ if str(ROOT) not in sys.path:
 
 from host_tools.protocol import Device, DeviceError  # noqa: E402
 from model_prep.data import datasets, frontend  # noqa: E402
+from model_prep.provenance import run_record  # noqa: E402
 
 
 def device_samples(dataset, root, n_train, n_eval, seed):
@@ -69,14 +67,6 @@ def plot(curve, path, title):
     plt.close(fig)
 
 
-def git_commit():
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def run(dev, args, port):
     from tqdm import tqdm
     info = dev.info()
@@ -109,9 +99,7 @@ def run(dev, args, port):
         "stack_bytes_used": info["stack_bytes_used"], "trainable_bytes": info["trainable_bytes"],
         "ticks_per_train_step": stats["train_ticks"] / max(1, stats["samples_trained"]),
         "ticks_per_inference": stats["eval_ticks"] / max(1, stats["evals"]), "tick_hz": stats["tick_hz"],
-        "seconds": round(time.time() - t0, 1), "commit": git_commit(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": platform.node() + " " + platform.machine(), "command": " ".join(sys.argv),
+        "seconds": round(time.time() - t0, 1), **run_record(),
     }
     return summary
 

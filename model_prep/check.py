@@ -38,13 +38,9 @@ def random_inputs(graph, n, seed=0):
 
 def dataset_inputs(graph, name, root, n):
     """n real test inputs of a dataset, quantized like the model's input."""
-    from model_prep.data import datasets, frontend
+    from model_prep.data import datasets
     x, _ = datasets.load_features(name, root, "test", "all")
-    x = x[:n].transpose(0, 2, 3, 1)
-    t = graph.tensors[graph.inputs[0]]
-    if t.dtype != "int8":
-        return x.astype(np.float32)
-    return frontend.quantize_features(x, float(t.scale[0]), int(t.zero_point[0]))
+    return graph.quantize_input(x[:n])
 
 
 def run_runtime(tflite, inputs, workdir):

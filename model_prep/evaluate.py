@@ -12,7 +12,6 @@ from pathlib import Path
 import torch
 
 from model_prep import checkpoint
-from model_prep.data import frontend
 from model_prep.tflite_graph import ModelError, load_graph
 from model_prep.tflm import run_tflm
 
@@ -22,9 +21,7 @@ def accuracies(ckpt, tflite, data, split, group):
     x, y = checkpoint.load_split(meta, data, split, group)
     with torch.no_grad():
         float_acc = float((model(torch.from_numpy(x)).argmax(1).numpy() == y).mean())
-    g = load_graph(tflite)
-    inp = g.tensors[g.inputs[0]]
-    q = frontend.quantize_features(x.transpose(0, 2, 3, 1), float(inp.scale[0]), int(inp.zero_point[0]))
+    q = load_graph(tflite).quantize_input(x)
     out = run_tflm(tflite, q[:, None]).reshape(len(q), -1)
     return float_acc, float((out.argmax(1) == y).mean()), len(y)
 

@@ -56,6 +56,16 @@ class Graph:
     inputs: list
     outputs: list
 
+    def quantize_input(self, x_nchw):
+        """Float features [N, C, H, W] as this model's input [N, H, W, C]: int8 with the input's
+        quantization (TFLite QUANTIZE rounding), or float32 for a model that takes floats."""
+        from model_prep.data.frontend import quantize_features
+        x = np.asarray(x_nchw, np.float32).transpose(0, 2, 3, 1)
+        t = self.tensors[self.inputs[0]]
+        if t.dtype != "int8":
+            return np.ascontiguousarray(x)
+        return quantize_features(x, float(t.scale[0]), int(t.zero_point[0]))
+
     def producer(self, tensor_index):
         return next((op for op in self.ops if tensor_index in op.outputs), None)
 

@@ -10,10 +10,8 @@ pre-training group, and `bit_exact`: the simulator, the C++ host runtime and tfl
 the same bytes on every evaluated test input (model_prep.check).
 """
 import argparse
-import datetime
 import hashlib
 import json
-import platform
 import subprocess
 import sys
 import time
@@ -25,7 +23,7 @@ import torch
 
 from model_prep import check, checkpoint, export, pretrain
 from model_prep.bake import Baked
-from model_prep.data import frontend
+from model_prep.provenance import run_record
 from model_prep.tflite_graph import load_graph
 from model_prep.tflm import run_tflm
 
@@ -79,12 +77,6 @@ def pretrained(row, quick, root, work):
     return path
 
 
-def quantized_inputs(graph, x):
-    """NCHW float features as the model's int8 NHWC inputs."""
-    t = graph.tensors[graph.inputs[0]]
-    return frontend.quantize_features(x.transpose(0, 2, 3, 1), float(t.scale[0]), int(t.zero_point[0]))
-
-
 def verify_row(row, quick, samples, work):
     root = data_root(row, quick, work)
     ckpt = pretrained(row, quick, root, work)
@@ -97,7 +89,7 @@ def verify_row(row, quick, samples, work):
     with torch.no_grad():
         float_acc = float((model(torch.from_numpy(x)).argmax(1).numpy() == y).mean())
     graph = load_graph(tflite)
-    q = quantized_inputs(graph, x)
+    q = graph.quantize_input(x)
     tflm_out = run_tflm(tflite, q[:, None]).reshape(len(q), -1)
     engines = check.check(tflite, q)
     bit_exact = all(np.array_equal(engines[e].reshape(len(q), -1), tflm_out) for e in ("simulator", "runtime"))
@@ -105,11 +97,6 @@ def verify_row(row, quick, samples, work):
             "int8_acc": float((tflm_out.argmax(1) == y).mean()), "bit_exact": bool(bit_exact), "samples": int(len(y)),
             "resolution": list(x.shape[2:]), "config": {**meta["config"]}, "tflite_bytes": tflite.stat().st_size,
             "arena_bytes": Baked(tflite, train="none").plan.arena_bytes}
-
-
-def git_commit():
-    r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    return r.stdout.strip() or "unknown"
 
 
 def plot(rows, path):
@@ -148,10 +135,8 @@ def main(argv=None):
         rows.append(r)
         print(f"{r['model']:20s} {r['dataset']:8s} {r['samples']:7d} {100 * r['float_acc']:6.2f}% "
               f"{100 * r['int8_acc']:6.2f}%  {'yes' if r['bit_exact'] else 'NO'}  ({time.time() - t0:.0f} s)", flush=True)
-    result = {"commit": git_commit(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "machine": f"{platform.node()} {platform.machine()}, {torch.get_num_threads()} threads",
-              "command": " ".join(["python -m model_prep.verify"] + (argv if argv is not None else sys.argv[1:])),
-              "quick": args.quick, "rows": rows}
+    command = " ".join(["python -m model_prep.verify"] + (argv if argv is not None else sys.argv[1:]))
+    result = {**run_record(command, f"{torch.get_num_threads()} threads"), "quick": args.quick, "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     plot(rows, args.out.with_suffix(".png"))

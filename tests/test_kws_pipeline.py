@@ -11,7 +11,7 @@ from host_tools.boards import launch
 from host_tools.protocol import Device, DeviceError, Msg
 from model_prep import classifier_sgd
 from model_prep.bake import Baked
-from model_prep.data import datasets, frontend
+from model_prep.data import datasets
 from model_prep.simulate import Simulator
 from model_prep.tflite_graph import load_graph
 from model_prep.tflm import run_tflm
@@ -21,10 +21,7 @@ from conftest import PY, ROOT
 
 def device_inputs(kws, split, group="device", limit=None):
     x, y = datasets.load_features("kws", kws.corpus, split, group)
-    g = load_graph(kws.tflite)
-    inp = g.tensors[g.inputs[0]]
-    q = frontend.quantize_features(x.transpose(0, 2, 3, 1), float(inp.scale[0]), int(inp.zero_point[0]))
-    return q[:limit], y[:limit]
+    return load_graph(kws.tflite).quantize_input(x)[:limit], y[:limit]
 
 
 def test_export_names_layers_after_the_pytorch_modules(kws):
