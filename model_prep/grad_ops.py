@@ -136,8 +136,13 @@ def _padded_size(op):
     return max(need_h, p.pad_h + h), max(need_w, p.pad_w + w)
 
 
+def _float64(a):
+    """A float64 torch copy of a NumPy array or tensor."""
+    return a.to(torch.float64) if torch.is_tensor(a) else torch.from_numpy(np.array(a, np.float64))
+
+
 def _weights_oihw(op, weights, depthwise):
-    w = torch.as_tensor(np.asarray(weights)).to(torch.float64)
+    w = _float64(weights)
     return w.permute(3, 0, 1, 2) if depthwise else w.permute(0, 3, 1, 2)
 
 
@@ -145,7 +150,7 @@ def input_grad_exact(op, g_acc, weights):
     """dL/dx exact (float64 integers), [N, H, W, C] of the op's input, from g_acc [N, ...out]."""
     n = g_acc.shape[0]
     if op.kind == "fully_connected":
-        w = torch.as_tensor(np.asarray(weights)).to(torch.float64)
+        w = _float64(weights)
         return (g_acc.reshape(n, -1) @ w).reshape((n,) + tuple(op.in_dims[1:]))
     depthwise = op.kind == "depthwise_conv2d"
     p = op.params

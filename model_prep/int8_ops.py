@@ -31,9 +31,10 @@ Facts about this TFLM build (tflite-micro 0.dev20261023), checked against the in
   and divides rounding half away from zero; MAX_POOL_2D ignores padding. Both then clamp to
   the fused activation; neither rescales (input and output share quantization).
 
-Convolution and fully-connected sums run as float64 convolutions / matrix products: every
-partial sum is an integer below 2^53 in magnitude (K * 255 * 128 for K < 2^37 terms), so
-float64 is exact in any summation order, and fast. Requantization and the fixed-point
+Convolution and fully-connected sums run as float convolutions / matrix products of integers:
+float32 (channels-last, fast) where every partial sum is provably below 2^24 in magnitude (terms
+x max|x| x max|w|: depthwise layers, small convolutions), float64 otherwise (below 2^53 for
+K < 2^37 terms). Either is exact in any summation order. Requantization and the fixed-point
 functions run in int64 tensors holding int32 values.
 """
 import numpy as np
@@ -118,11 +119,25 @@ def _weights(w):
     return torch.as_tensor(np.asarray(w) if not torch.is_tensor(w) else w).to(torch.float64)
 
 
+FLOAT32_EXACT = 1 << 24     # integers below this are exact in float32
+
+
+def exact_conv2d(x, w, x_max=255, w_max=128, **kw):
+    """F.conv2d of integer-valued float64 tensors, exactly: in float32 (channels-last, fast) when every
+    partial sum stays below 2^24 in magnitude (terms per output x max|x| x max|w|), else in float64.
+    x_max, w_max: bounds of |x| and |w| (default: int8 values minus an int8 zero point, int8 weights)."""
+    if w.shape[1] * w.shape[2] * w.shape[3] * x_max * w_max >= FLOAT32_EXACT:
+        return F.conv2d(x, w, **kw)
+    cl = torch.channels_last
+    return F.conv2d(x.to(torch.float32).contiguous(memory_format=cl), w.to(torch.float32).contiguous(memory_format=cl),
+                    **kw).to(torch.float64)
+
+
 def conv2d_s8(p: ConvParams, q: ChannelQuant, input, weights, bias, out_hw):
     """reference_integer_ops::ConvPerChannel: input [N,H,W,I], weights [O,KH,KW,I] -> [N,OH,OW,O]."""
     w = _weights(weights).permute(0, 3, 1, 2)                          # OIHW
     x = _nchw_padded(input, p, w.shape[2], w.shape[3], out_hw, offset=p.input_offset)
-    acc = F.conv2d(x, w, stride=(p.stride_h, p.stride_w), dilation=(p.dilation_h, p.dilation_w))
+    acc = exact_conv2d(x, w, stride=(p.stride_h, p.stride_w), dilation=(p.dilation_h, p.dilation_w))
     return _requantize(_add_bias(_nhwc(acc, out_hw), bias), q, p.output_offset, p.act_min, p.act_max)
 
 
@@ -130,8 +145,8 @@ def depthwise_conv2d_s8(p: ConvParams, q: ChannelQuant, input, weights, bias, ou
     """reference_integer_ops::DepthwiseConvPerChannel: weights [1,KH,KW,I*M], channel i*M + m."""
     w = _weights(weights).permute(3, 0, 1, 2)                          # [I*M, 1, KH, KW]
     x = _nchw_padded(input, p, w.shape[2], w.shape[3], out_hw, offset=p.input_offset)
-    acc = F.conv2d(x, w, stride=(p.stride_h, p.stride_w), dilation=(p.dilation_h, p.dilation_w),
-                   groups=x.shape[1])                                 # group i -> outputs i*M .. i*M+M-1
+    acc = exact_conv2d(x, w, stride=(p.stride_h, p.stride_w), dilation=(p.dilation_h, p.dilation_w),
+                       groups=x.shape[1])                             # group i -> outputs i*M .. i*M+M-1
     return _requantize(_add_bias(_nhwc(acc, out_hw), bias), q, p.output_offset, p.act_min, p.act_max)
 
 

@@ -118,7 +118,9 @@ def train(cfg, data_root, out, model_opts=None, data_opts=None):
     model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * ((len(x_tr) + cfg.batch_size - 1) // cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.1)
+    # OneCycleLR needs a warm-up of at least two steps: tiny (smoke-test) runs stretch it
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 5),
+                                                pct_start=max(0.1, 2.5 / max(steps, 5)))
     loss_fn = nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(cfg.seed)
     aug_gen = torch.Generator().manual_seed(cfg.seed + 1)

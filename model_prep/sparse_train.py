@@ -14,6 +14,8 @@ Quantization-Aware Scaling (or plain int8 SGD with `qas=False`), int8 weights ro
 stochastically, int32 biases to nearest. A mini-batch sums its samples' gradients (brought to one
 exponent) and divides the learning rate by its size; batch 1 is the device's streaming update.
 """
+import contextlib
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,6 +91,13 @@ class SparseTrainer:
         self.needs = self._needs_grad(set(self.updates))
         self._backward_consts = self._constants()
         self.steps = 0
+        self._multipliers = {}
+        # ops whose output the training changes (at or after an updated layer); the rest is the
+        # frozen prefix, computed once per data set (frozen_activations) and read from there
+        self.live = [(op, layer) for op, layer in self.sim._layers if self.needs.get(op.output, False)]
+        live_out = {op.output for op, _ in self.live}
+        self.frozen_inputs = {i for op, _ in self.live for i in op.inputs if i not in live_out}
+        self.frozen_inputs.add(self.logits)   # read from the frozen activations when nothing is updated
 
     # -- structure ------------------------------------------------------------------------------
 
@@ -127,6 +136,12 @@ class SparseTrainer:
 
     def _update_multipliers(self, u, n):
         """Per output channel (m, k) of the weight and the bias update, lr / n and QAS folded in."""
+        key = (u.index, n)
+        if key not in self._multipliers:
+            self._multipliers[key] = self._compute_multipliers(u, n)
+        return self._multipliers[key]
+
+    def _compute_multipliers(self, u, n):
         lr = self.cfg.lr / n
         w = [grad_ops.update_multiplier(lr / s**2 if self.cfg.qas else lr) for s in u.s_w]
         b = [grad_ops.update_multiplier(lr / (s * u.s_x) ** 2 if self.cfg.qas else lr) for s in u.s_w]
@@ -138,6 +153,8 @@ class SparseTrainer:
     def _backward(self, acts, labels, needs, on_layer):
         """Gradients from the loss down through the tensors in `needs`; on_layer(op, g_acc) per trainable op."""
         f = self.cfg.grad_format
+        if not needs.get(self.logits, False):
+            return {}
         g = grad_ops.softmax_ce_grad(acts[self.logits], labels, self.table, f, self.logit_scale)
         grads = {self.logits: grad_ops.scale(g, *self.logit_mult, f)}
 
@@ -173,12 +190,22 @@ class SparseTrainer:
                 give(op.input, _reshaped(g, (n,) + tuple(op.in_dims[1:])))
         return grads
 
-    def step(self, x, labels):
-        """One SGD step on a batch: x int8 [N, ...input], labels [N]."""
+    def _forward(self, frozen, idx):
+        """Activations of samples idx: the frozen prefix's from `frozen`, the rest computed with the trained weights."""
+        acts = {t: frozen[t][idx] for t in self.frozen_inputs if t in frozen}
+        for op, layer in self.live:
+            w, b = self.overrides.get(op.name, (None, None))
+            acts[op.output] = self.sim._shaped(op.output, layer(*(acts[i] for i in op.inputs), weight=w, bias=b))
+        return acts
+
+    def step(self, x, labels, frozen=None, idx=None):
+        """One SGD step on a batch: x int8 [N, ...input], labels [N] (or rows idx of frozen_activations(x))."""
         labels = np.asarray(labels, np.int64)
         n = len(labels)
         with torch.no_grad():
-            acts = self.sim.activations(np.asarray(x), overrides=self.overrides)
+            if frozen is None:
+                frozen, idx = frozen_activations(self.sim, x), slice(None)
+            acts = self._forward(frozen, idx)
             self._backward(acts, labels, self.needs, lambda op, g, x_in: self._apply(op, g, x_in, n))
         self.steps += 1
 
@@ -216,22 +243,25 @@ class SparseTrainer:
     def fit(self, x, y, epochs=None):
         """SGD over (x, y) for cfg.epochs, batches of cfg.batch_size in a seeded shuffled order."""
         x, y = np.asarray(x), np.asarray(y)
+        frozen = frozen_activations(self.sim, x)
         rng = np.random.default_rng(self.cfg.seed)
-        for _ in range(self.cfg.epochs if epochs is None else epochs):
-            order = rng.permutation(len(x))
-            for i in range(0, len(x), self.cfg.batch_size):
-                idx = order[i:i + self.cfg.batch_size]
-                self.step(x[idx], y[idx])
+        with single_thread(self.cfg.batch_size < SMALL_BATCH):
+            for _ in range(self.cfg.epochs if epochs is None else epochs):
+                order = rng.permutation(len(x))
+                for i in range(0, len(x), self.cfg.batch_size):
+                    idx = torch.as_tensor(order[i:i + self.cfg.batch_size])
+                    self.step(None, y[idx.numpy()], frozen, idx)
         return self
 
     # -- inference ------------------------------------------------------------------------------
 
     def logits_of(self, x, batch=256):
+        frozen = frozen_activations(self.sim, x)
         out = []
         with torch.no_grad():
             for i in range(0, len(x), batch):
-                acts = self.sim.activations(np.asarray(x[i:i + batch]), overrides=self.overrides)
-                out.append(acts[self.logits].reshape(len(x[i:i + batch]), -1).numpy())
+                acts = self._forward(frozen, slice(i, i + batch))
+                out.append(acts[self.logits].reshape(len(acts[self.logits]), -1).numpy())
         return np.concatenate(out)
 
     def predict(self, x):
@@ -289,6 +319,41 @@ class SparseTrainer:
                     total += fwd * len(u.channels) // op.weights.shape[-1] * (
                         len(u.rows) if u.rows is not None else op.filter_dims[1]) // op.filter_dims[1]
         return total
+
+
+_FROZEN_CACHE_SIZE = 4
+SMALL_BATCH = 16   # below this, tensors are so small that waking more threads costs more than it saves
+
+
+@contextlib.contextmanager
+def single_thread(enabled=True):
+    """Run torch on one thread inside the block (small tensors), restoring the thread count after."""
+    n = torch.get_num_threads()
+    if enabled:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+def frozen_activations(sim, x, batch=256):
+    """Every activation of the unmodified model for inputs x (int8 torch tensors by tensor index).
+
+    Cached on the simulator by the bytes of x (the last few data sets): the layers a scheme
+    leaves frozen compute exactly these, so every trainer of every scheme reads them from here."""
+    x = np.ascontiguousarray(x)
+    key = (x.shape, hashlib.sha1(x.tobytes()).hexdigest())
+    cache = sim.__dict__.setdefault("_frozen_cache", {})
+    if key not in cache:
+        parts = []
+        with torch.no_grad():
+            for i in range(0, len(x), batch):
+                parts.append(sim.activations(x[i:i + batch]))
+        cache[key] = {t: torch.cat([p[t] for p in parts]) for t in parts[0]} if parts else {}
+        while len(cache) > _FROZEN_CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+    return cache[key]
 
 
 def forward_macs(op):

@@ -67,3 +67,12 @@ def kws(tmp_path_factory):
     build_firmware("host", p.baked, p.host_elf.parent)
     build_firmware("qemu-m7", p.baked, p.qemu_elf.parent)
     return p
+
+
+@pytest.fixture(scope="session")
+def digits_task(tmp_path_factory):
+    """A quick image transfer task (search.tasks): MobileNetV2-w0.35 on 32x32 digits, pre-trained and exported."""
+    from search import tasks
+    cache = os.environ.get("ODT_TEST_CACHE")
+    work = Path(cache) / "tasks" if cache else tmp_path_factory.mktemp("tasks")
+    return tasks.prepare("digits", "mobilenetv2-w0.35", quick=True, work=work)

@@ -1,0 +1,90 @@
+"""Transfer tasks for sparse-update experiments: a model pre-trained on one group, adapted on the other.
+
+    from search import tasks
+    t = tasks.prepare("kws", "mobilenetv2-w0.35", quick=False)   # pre-trains and exports once (cached)
+    d = tasks.device_data(t, n_train=400, n_test=400)           # int8 inputs of the on-device group
+
+A task is (dataset, model): the model is pre-trained in float on the dataset's "pretrain" group,
+exported to int8, and then trained on the "device" group (KWS: speakers it never heard; digits:
+ink on paper instead of the pre-training rendering), evaluated on that group's held-out splits.
+Checkpoints and corpora are cached in the work folder (model_prep.verify's cache), keyed by configuration.
+"""
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from model_prep import checkpoint, export, verify
+from model_prep.verify import SMALL, Row
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "build" / "tasks"
+
+# (dataset, model label) -> how to pre-train it (full and --quick), as model_prep.verify rows.
+_MFCC = {"reduce_strides": 2}   # 49x10 MFCCs: keep the resolution through the first two stride-2 layers
+ROWS = {
+    ("kws", "dscnn"): Row("dscnn", "dscnn", "kws", {"epochs": 30}, {}, {"epochs": 3}),
+    ("kws", "mobilenetv2-w0.35"): Row("mobilenetv2-w0.35", "mobilenetv2", "kws", {"epochs": 20, "width": 0.35},
+                                      _MFCC, {"epochs": 2, "width": 0.35}),
+    ("kws", "mcunet"): Row("mcunet", "mcunet", "kws", {"epochs": 20}, _MFCC, {"epochs": 2}),
+    ("digits", "mobilenetv2-w0.35"): Row("mobilenetv2-w0.35", "mobilenetv2", "digits", {"epochs": 20, "width": 0.35},
+                                         SMALL, {"epochs": 3, "width": 0.35}),
+    ("digits", "mcunet"): Row("mcunet", "mcunet", "digits", {"epochs": 20, "resolution": 32}, SMALL,
+                              {"epochs": 3, "resolution": 32}),
+}
+TASK_NAMES = {"kws": "KWS speakers", "digits": "digits ink"}
+
+
+@dataclass(frozen=True)
+class Task:
+    dataset: str
+    model: str            # the row label, e.g. mobilenetv2-w0.35
+    quick: bool
+    checkpoint: Path      # float pre-trained model
+    tflite: Path          # its int8 export
+    data_root: Path | None
+
+    @property
+    def name(self):
+        return TASK_NAMES.get(self.dataset, self.dataset)
+
+
+def prepare(dataset, model, quick=False, work=WORK):
+    """Pre-train (once) and export (once) the task's model; returns the Task."""
+    if (dataset, model) not in ROWS:
+        known = ", ".join(f"{d}/{m}" for d, m in ROWS)
+        raise ValueError(f"no task for dataset '{dataset}' with model '{model}'; known: {known}")
+    row = ROWS[(dataset, model)]
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    root = verify.data_root(row, quick, work)
+    ckpt = verify.pretrained(row, quick, root, work)
+    tflite = ckpt.with_suffix(".tflite")
+    if not tflite.exists():
+        export.export(ckpt, tflite, root, calib_samples=100 if quick else 400)
+    return Task(dataset, model, quick, ckpt, tflite, root)
+
+
+@dataclass
+class DeviceData:
+    x_train: np.ndarray   # float features [N, C, H, W] (for float training)
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    q_train: np.ndarray   # the same, quantized into the int8 model's input [N, H, W, C]
+    q_test: np.ndarray
+
+
+def device_data(task, n_train=0, n_test=0, seed=0):
+    """The on-device group: its train split to adapt on, validation + test held out (0: all of a split)."""
+    from model_prep.tflite_graph import load_graph
+    _, meta = checkpoint.load(task.checkpoint)
+    x_tr, y_tr = checkpoint.load_split(meta, task.data_root, "train", "device")
+    held = [checkpoint.load_split(meta, task.data_root, s, "device") for s in ("validation", "test")]
+    x_te, y_te = np.concatenate([h[0] for h in held]), np.concatenate([h[1] for h in held])
+    rng = np.random.default_rng(seed)
+    tr = rng.permutation(len(x_tr))[:n_train or len(x_tr)]
+    te = rng.permutation(len(x_te))[:n_test or len(x_te)]
+    graph = load_graph(task.tflite)
+    return DeviceData(x_tr[tr], y_tr[tr], x_te[te], y_te[te], graph.quantize_input(x_tr[tr]),
+                      graph.quantize_input(x_te[te]))
