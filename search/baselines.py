@@ -168,7 +168,7 @@ def scheme_memory(scheme, lowered):
 
 
 def tinytrain(sim, x, y, budget_bytes, ratio=0.25, alpha=1.0, beta=1.0, combine="product", max_layers=None,
-              model=None, potentials=None):
+              model=None, potentials=None, memory_of=None):
     """TinyTrain's task-adaptive scheme for the samples (x int8, y) within `budget_bytes` of extra memory.
 
     sim: a Simulator (share one), a SparseTrainer or a .tflite path. Layers (all trainable but the
@@ -176,10 +176,12 @@ def tinytrain(sim, x, y, budget_bytes, ratio=0.25, alpha=1.0, beta=1.0, combine=
     its top `ratio` channels by Fisher information, if the scheme's memory (scheme_memory, the
     classifier's included) stays within the budget; at most `max_layers` of them. The classifier
     is always updated (full + bias), even where it alone exceeds the budget. `potentials`: reuse
-    fisher_potentials' result (e.g. across budgets)."""
+    fisher_potentials' result (e.g. across budgets); `memory_of`: scheme -> bytes that the budget bounds
+    (default scheme_memory; the benchmark passes the whole training memory, search.memory)."""
     sim = _simulator(sim)
     graph, lowered = sim.graph, sim.ops
     potentials = fisher_potentials(sim, x, y) if potentials is None else potentials
+    memory_of = memory_of or (lambda scheme: scheme_memory(scheme, lowered))
     head = classifier(graph)
     candidates = {n: d for n, d in potentials.items() if n != head and d.sum() > 0}
     scores = layer_scores(sim, candidates, alpha, beta, combine)
@@ -190,7 +192,7 @@ def tinytrain(sim, x, y, budget_bytes, ratio=0.25, alpha=1.0, beta=1.0, combine=
             break
         trial = dict(updates)
         trial[name] = (True, {"kind": "channels", "channels": top_channels(potentials[name], ratio)})
-        if scheme_memory(_build("TinyTrain", graph, model, trial), lowered) <= budget_bytes:
+        if memory_of(_build("TinyTrain", graph, model, trial)) <= budget_bytes:
             updates = trial
     return _build("TinyTrain", graph, model, updates)
 

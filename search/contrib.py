@@ -6,7 +6,8 @@ of on-device training, measured by real sparse training on the integer simulator
     python -m search.contrib --model dscnn --dataset kws --layers last:6 --ratios 1/4,1 --seeds 3
 
 Every measurement trains a fresh SparseTrainer on the task's device train data and takes its accuracy
-on the held-out data (search.tasks). With K the trainable layers before the classifier (the last one):
+on the validation split (search.tasks; the test split stays unseen by any search). With K the
+trainable layers before the classifier (the last one):
   classifier only  acc_cls: full weights + bias of the classifier
   bias, k = 1..K   Δacc_b[k] = acc(classifier + biases of the last k layers) - acc_cls
   weight (i, r)    Δacc_W(i, r) = acc(bias-only + layer i's weights, a fraction r of its channels by
@@ -55,7 +56,7 @@ class Config:
     batch_size: int = 8
     grad_format: str = "int16"    # int8 | int16 | float32
     train: int = 0                # device train samples (0: all)
-    test: int = 0                 # held-out samples (0: all)
+    test: int = 0                 # validation samples measured on (0: all)
     seeds: int = 1                # training seeds averaged per measurement (TrainConfig.seed 0..seeds-1)
     bias_base: int = -1           # bias-only baseline: biases of the last N layers (-1: all K)
     k_step: int = 1               # bias curve: k = 1, 1 + k_step, ... and always K
@@ -162,7 +163,7 @@ class Cache:
 def train_accuracy(sim, scheme, data, cfg, seed):
     t = SparseTrainer(sim, scheme, TrainConfig(cfg.lr, cfg.epochs, cfg.batch_size, cfg.grad_format, seed=seed))
     t.fit(data.q_train, data.y_train)
-    return t.accuracy(data.q_test, data.y_test)
+    return t.accuracy(data.q_val, data.y_val)
 
 
 def costs(sim, scheme):
@@ -178,7 +179,7 @@ def measure_all(jobs, sim, data, cfg, cache):
     keys = [scheme_key(s) for _, s, _ in jobs]
     todo = sum((k, s) not in cache.results for k in keys for s in seeds)
     print(f"{len(jobs)} measurements x {cfg.seeds} seed(s): {len(jobs) * cfg.seeds - todo} cached, {todo} to train "
-          f"({len(data.y_train)} train / {len(data.y_test)} test samples); cache {cache.path}", flush=True)
+          f"({len(data.y_train)} train / {len(data.y_val)} validation samples); cache {cache.path}", flush=True)
     if cache.skipped:
         print(f"  (skipped {cache.skipped} unreadable line(s) of the cache)", flush=True)
     acc, spent, done = {}, 0.0, 0
@@ -238,7 +239,7 @@ def analyse(task, cfg, work=WORK, command=None):
         return {"accuracy": a, "delta": a - acc[ref], "memory_bytes": memory, "macs_per_step": macs}
 
     config = {**asdict(cfg), "bias_base": base, "ratios": list(cfg.ratios), "layers": chosen, "quick": task.quick,
-              "train": len(data.y_train), "test": len(data.y_test), "tflite": str(task.tflite),
+              "train": len(data.y_train), "test": len(data.y_val), "tflite": str(task.tflite),
               "tflite_sha256": numbers["tflite_sha256"], "cache": str(path)}
     return {"format": FORMAT, **run_record(command, f"{torch.get_num_threads()} threads"),
             "model": task.model, "dataset": task.dataset, "config": config,
@@ -323,7 +324,7 @@ def main(argv=None):
     ap.add_argument("--bias-base", type=int, default=-1, help="bias-only baseline: biases of the last N layers "
                     "(default: all)")
     ap.add_argument("--train", type=int, help="device train samples (default all; --quick 64)")
-    ap.add_argument("--test", type=int, help="held-out samples (default all; --quick 64)")
+    ap.add_argument("--test", type=int, help="validation samples measured on (default all; --quick 64)")
     ap.add_argument("--epochs", type=int, default=Config.epochs)
     ap.add_argument("--lr", type=float, default=Config.lr)
     ap.add_argument("--batch-size", type=int, default=Config.batch_size)

@@ -3,7 +3,7 @@
     from search import full_train, tasks
     task = tasks.prepare("digits", "mobilenetv2-w0.35", quick=True)
     data = tasks.device_data(task, n_train=100, n_test=400)
-    full_train.full_train_float(task, data, epochs=10, lr=0.003, batch_size=8)  # test accuracy
+    full_train.full_train_float(task, data, epochs=10, lr=0.003, batch_size=8)  # (val, test) accuracy
     full_train.full_train_macs(task)                                           # MACs per sample and step
 
 SGD with momentum 0.9 on the cross-entropy over every parameter. The model stays in eval mode:
@@ -49,11 +49,11 @@ def accuracy(model, x, y, batch_size=256):
 
 
 def full_train_float(task, data, epochs=10, lr=0.003, batch_size=8, seed=0):
-    """Accuracy on data.x_test of the task's float checkpoint fine-tuned on data.x_train (all layers)."""
+    """(validation, test) accuracy of the task's float checkpoint fine-tuned on data.x_train (all layers)."""
     torch.manual_seed(seed)
     model, _ = checkpoint.load(task.checkpoint)
     fine_tune(model, data.x_train, data.y_train, epochs, lr, batch_size, seed)
-    return accuracy(model, data.x_test, data.y_test)
+    return accuracy(model, data.x_val, data.y_val), accuracy(model, data.x_test, data.y_test)
 
 
 def input_shape(task):

@@ -6,7 +6,8 @@
 
 A task is (dataset, model): the model is pre-trained in float on the dataset's "pretrain" group,
 exported to int8, and then trained on the "device" group (KWS: speakers it never heard; digits:
-ink on paper instead of the pre-training rendering), evaluated on that group's held-out splits.
+ink on paper instead of the pre-training rendering); settings are chosen on that group's validation
+split and results reported on its test split.
 Checkpoints and corpora are cached in the work folder (model_prep.verify's cache), keyed by configuration.
 """
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from model_prep import checkpoint, export, verify
 from model_prep.verify import SMALL, Row
 
 ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / "build" / "tasks"
+WORK = ROOT / "build" / "verify"   # shared with model_prep.verify: the same rows reuse its checkpoints
 
 # (dataset, model label) -> how to pre-train it (full and --quick), as model_prep.verify rows.
 _MFCC = {"reduce_strides": 2}   # 49x10 MFCCs: keep the resolution through the first two stride-2 layers
@@ -67,24 +68,28 @@ def prepare(dataset, model, quick=False, work=WORK):
 
 @dataclass
 class DeviceData:
+    """The on-device group: train (to adapt on), validation (to choose settings), test (to report)."""
     x_train: np.ndarray   # float features [N, C, H, W] (for float training)
     y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
     q_train: np.ndarray   # the same, quantized into the int8 model's input [N, H, W, C]
+    q_val: np.ndarray
     q_test: np.ndarray
 
 
 def device_data(task, n_train=0, n_test=0, seed=0):
-    """The on-device group: its train split to adapt on, validation + test held out (0: all of a split)."""
+    """The on-device group's splits, each a seeded random subset (n_train of train, n_test of validation
+    and of test; 0: all)."""
     from model_prep.tflite_graph import load_graph
     _, meta = checkpoint.load(task.checkpoint)
-    x_tr, y_tr = checkpoint.load_split(meta, task.data_root, "train", "device")
-    held = [checkpoint.load_split(meta, task.data_root, s, "device") for s in ("validation", "test")]
-    x_te, y_te = np.concatenate([h[0] for h in held]), np.concatenate([h[1] for h in held])
-    rng = np.random.default_rng(seed)
-    tr = rng.permutation(len(x_tr))[:n_train or len(x_tr)]
-    te = rng.permutation(len(x_te))[:n_test or len(x_te)]
     graph = load_graph(task.tflite)
-    return DeviceData(x_tr[tr], y_tr[tr], x_te[te], y_te[te], graph.quantize_input(x_tr[tr]),
-                      graph.quantize_input(x_te[te]))
+    rng = np.random.default_rng(seed)
+    out = {}
+    for split, n in (("train", n_train), ("val", n_test), ("test", n_test)):
+        x, y = checkpoint.load_split(meta, task.data_root, "validation" if split == "val" else split, "device")
+        keep = rng.permutation(len(x))[:n or len(x)]
+        out[f"x_{split}"], out[f"y_{split}"], out[f"q_{split}"] = x[keep], y[keep], graph.quantize_input(x[keep])
+    return DeviceData(**out)
