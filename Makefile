@@ -10,7 +10,7 @@ KWS := build/kws
 SEED ?= 0
 LR ?= 0.02
 
-.PHONY: setup demo test firmware flash corpus pretrain export bake clean config_info verify
+.PHONY: setup demo test firmware flash corpus pretrain export bake clean config_info verify bench-methods
 
 setup:
 	scripts/setup.sh
@@ -51,6 +51,10 @@ test: setup
 
 verify: setup
 	$(PY) -m model_prep.verify --all
+	$(PY) scripts/readme_results.py
+
+bench-methods: setup
+	$(PY) -m search.bench_methods
 	$(PY) scripts/readme_results.py
 
 config_info:

@@ -1,6 +1,7 @@
 """Bake an int8 .tflite into C++ sources for the firmware: ops, parameters, weights, memory plan.
 
     python -m model_prep.bake build/kws/dscnn.tflite -o build/kws/baked [--train classifier] [--lr 0.02]
+    python -m model_prep.bake build/kws/dscnn.tflite -o build/kws/baked --scheme scheme.json
 
 Writes DIR/model_data.cc (the ModelDesc of firmware/runtime/model.h and, when the classifier
 is trained, its ClassifierTraining) and DIR/model.json (a manifest of the same facts). The
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from model_prep import classifier_sgd, int8_params
+from model_prep import scheme as scheme_fmt
 from model_prep.lower import lower
 from model_prep.plan import plan_arena
 from model_prep.tflite_graph import ModelError, load_graph
@@ -196,17 +198,27 @@ def bake(tflite, out_dir, **kw):
     return baked
 
 
+def train_mode(scheme, tflite):
+    """The runtime's training mode for a scheme: "none" or "classifier" (SchemeError for what it cannot run)."""
+    graph = load_graph(tflite)
+    scheme_fmt.check_runnable(scheme_fmt.validate(scheme, graph), graph)
+    return "classifier" if scheme.layers else "none"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("tflite", type=Path)
     ap.add_argument("-o", "--out", type=Path, required=True, help="output folder for the C++ sources")
-    ap.add_argument("--train", default="classifier", choices=TRAIN_MODES, help="what the device trains")
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument("--train", default="classifier", choices=TRAIN_MODES, help="what the device trains")
+    which.add_argument("--scheme", type=Path, help="an odt-scheme/1 file saying what the device trains")
     ap.add_argument("--lr", type=float, default=0.02, help="on-device SGD learning rate")
     ap.add_argument("--no-qas", action="store_true", help="plain int8 SGD without Quantization-Aware Scaling")
     args = ap.parse_args(argv)
     try:
-        b = bake(args.tflite, args.out, train=args.train, lr=args.lr, qas=not args.no_qas)
-    except ModelError as e:
+        train = args.train if args.scheme is None else train_mode(scheme_fmt.load(args.scheme), args.tflite)
+        b = bake(args.tflite, args.out, train=train, lr=args.lr, qas=not args.no_qas)
+    except (ModelError, scheme_fmt.SchemeError) as e:
         sys.exit(f"bake: {e}")
     print(f"baked {args.tflite} -> {args.out}: {len(b.ops)} ops, arena {b.plan.arena_bytes} bytes, "
           f"trains {b.train}")

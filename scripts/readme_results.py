@@ -54,7 +54,35 @@ def verify(r):
     return "\n".join(lines + ["", "![verify](results/verify.png)"])
 
 
-TABLES = {"kws_demo.json": kws_demo, "verify.json": verify}
+def methods(r):
+    """Papers' layout: one row per method, one column group (accuracy, memory, compute) per task."""
+    panels = list(dict.fromkeys((row["task"], row["model"]) for row in r["rows"]))
+    cells = {(row["task"], row["model"], row["method"]): row for row in r["rows"]}
+    order = list(dict.fromkeys(row["method"] for row in r["rows"]))
+    head = "| method | " + " | ".join(f"{t}, {m}: acc. / SRAM / MACs per step" for t, m in panels) + " |"
+    lines = [
+        "### On-device training methods compared (`python -m search.bench_methods`)",
+        "",
+        f"`{r['command']}` — commit {r['commit']}, {r['date']}, {r['machine']}",
+        "",
+        "Accuracy on the device group's test split (mean of the seeds; learning rate per method chosen on its "
+        "validation split); memory: device SRAM of one batch-1 training step (arena + updated weights + biases + "
+        "saved activations + masks + gradient buffers), PyTorch's measured bytes for FullTrain.",
+        "",
+        head,
+        "|---|" + "---|" * len(panels),
+    ]
+    for method in order:
+        row_cells = []
+        for t, m in panels:
+            c = cells.get((t, m, method))
+            row_cells.append("" if c is None else f"{100 * c['accuracy']:.1f} % / {c['memory_bytes'] / 1024:,.0f} KiB"
+                             f" / {c['macs_per_step'] / 1e6:.1f} M")
+        lines.append(f"| {method} | " + " | ".join(row_cells) + " |")
+    return "\n".join(lines + ["", "![methods](results/methods.png)"])
+
+
+TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": methods}
 
 
 def datasets_table():

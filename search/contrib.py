@@ -125,7 +125,8 @@ def cache_path(work, model, dataset, quick, tflite, cfg):
     numbers = {"cache": 1, "model": model, "dataset": dataset, "quick": quick,
                "tflite_sha256": hashlib.sha256(Path(tflite).read_bytes()).hexdigest(),
                "lr": cfg.lr, "epochs": cfg.epochs, "batch_size": cfg.batch_size, "grad_format": cfg.grad_format,
-               "qas": True, "train": cfg.train, "test": cfg.test, "data_seed": 0}
+               "qas": True, "train": cfg.train, "test": cfg.test, "data_seed": 0,
+               "measured_on": "validation"}
     h = hashlib.sha256(json.dumps(numbers, sort_keys=True).encode()).hexdigest()[:10]
     return Path(work) / f"{model}-{dataset}-{h}.jsonl", numbers
 

@@ -5,8 +5,9 @@
 Memory is the extra SRAM the scheme costs, in the accounting of Lin et al. (2022): the updated
 int8 weights (they must live in SRAM), int32 biases, and the int8 input activation saved for
 each weight gradient (kept channels only). Compute is the multiply-accumulates of the weight
-gradients. Both are analytic; the runtime's own memory planner will replace the memory column
-when the sparse backward lands (the format does not change).
+gradients. Both are analytic; the last line adds the whole training step's SRAM (search.memory:
+inference arena, ReLU masks and gradient buffers too). The runtime's own memory planner will
+replace these when the C++ sparse backward lands (the format does not change).
 """
 import argparse
 import sys
@@ -37,7 +38,7 @@ def layer_costs(update, op):
     return w_bytes, b_bytes, saved, macs
 
 
-def show(scheme, tflite):
+def show(scheme, tflite, grad_format="int16"):
     graph = load_graph(tflite)
     fmt.validate(scheme, graph)
     ops = {op.name: op for op in lower(graph)}
@@ -57,6 +58,10 @@ def show(scheme, tflite):
     print(f"{'total':24s} {'':4s} {'':22s} {total[0]:10d} {total[1]:7d} {total[2]:11d} {total[3]:10d}")
     print(f"extra SRAM (weights + biases + saved activations): {int(total[:3].sum())} bytes; "
           f"weight-gradient compute: {int(total[3])} MACs per step")
+    from search.memory import training_memory
+    m = training_memory(graph, scheme, grad_format)
+    print(f"training SRAM with {grad_format} gradients: {m.total} bytes (arena {m.arena}, ReLU masks {m.relu_masks}, "
+          f"gradient buffers {m.gradients}, plus the extras above)")
     return total
 
 
@@ -66,9 +71,10 @@ def main(argv=None):
     s = sub.add_parser("show", help="print a scheme as a table with its memory and compute")
     s.add_argument("scheme", type=Path)
     s.add_argument("--model", type=Path, required=True, help="the .tflite the scheme is for")
+    s.add_argument("--grad-format", default="int16", choices=("int8", "int16", "float32"))
     args = ap.parse_args(argv)
     try:
-        show(fmt.load(args.scheme), args.model)
+        show(fmt.load(args.scheme), args.model, args.grad_format)
     except (fmt.SchemeError, ModelError) as e:
         sys.exit(f"scheme: {e}")
 

@@ -230,3 +230,25 @@ def test_a_classifier_without_bias_trains_from_a_zero_bias(models, tmp_path):
     x = np.full(fc.weights.shape[1], 50, np.int8)
     classifier_sgd.sgd_step(baked.training_constants(), w, b, x, np.zeros(4, np.int8), 2, 1)
     assert b[2] > 0 and (b[[0, 1, 3]] < 0).all()
+
+
+def test_bake_reads_a_scheme_and_refuses_what_the_runtime_cannot_train(models, tmp_path):
+    from model_prep import scheme as fmt
+    graph = load_graph(models["dscnn"])
+    names = list(fmt.trainable_layers(graph))
+    classifier = {"layer": names[-1], "bias": True, "weight": {"kind": "full"}}
+    for layers, trains in (([classifier], "classifier"), ([], "none")):
+        path = tmp_path / f"{trains}.json"
+        fmt.from_dict({"format": fmt.FORMAT, "model": "dscnn", "layers": layers}).save(path)
+        r = run_bake(models["dscnn"], "-o", tmp_path / trains, "--scheme", path)
+        assert r.returncode == 0, r.stderr
+        assert json.loads((tmp_path / trains / "model.json").read_text())["scheme"] == trains
+    sparse = tmp_path / "sparse.json"
+    fmt.from_dict({"format": fmt.FORMAT, "model": "dscnn", "name": "two",
+                   "layers": [classifier, {"layer": names[-2], "bias": True}]}).save(sparse)
+    line = refused(run_bake(models["dscnn"], "-o", tmp_path / "sparse", "--scheme", sparse))
+    assert "cannot train" in line and names[-2] in line, line
+    unknown = tmp_path / "unknown.json"
+    fmt.from_dict({"format": fmt.FORMAT, "model": "dscnn", "layers": [{"layer": "nope", "bias": True}]}).save(unknown)
+    line = refused(run_bake(models["dscnn"], "-o", tmp_path / "unknown", "--scheme", unknown))
+    assert "no trainable layer 'nope'" in line, line

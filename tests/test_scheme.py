@@ -81,6 +81,9 @@ def test_show_prints_memory_and_compute(kws, tmp_path):
     assert row[-4:] == ["768", "48", "64", "768"]     # 12x64 int8 weights, 12 int32 biases, 64 saved inputs
     pw = next(line.split() for line in r.stdout.splitlines() if line.startswith("blocks.3.pw"))
     assert pw[-4:] == [str(16 * 64), "256", str(25 * 5 * 16), str(25 * 5 * 16 * 64)]
+    total = next(line for line in r.stdout.splitlines() if line.startswith("training SRAM"))
+    extras = 768 + 48 + 64 + 16 * 64 + 256 + 25 * 5 * 16
+    assert int(total.split(": ")[1].split()[0]) > extras    # the arena and gradient buffers come on top
     bad = subprocess.run([PY, "-m", "search.scheme", "show", tmp_path / "missing.json", "--model", kws.tflite],
                          cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode != 0 and "no such scheme file" in bad.stderr and "Traceback" not in bad.stderr
