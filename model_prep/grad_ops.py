@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 FORMATS = {"int8": 8, "int16": 16, "float32": None}
 UPDATE_BITS = 15          # update multipliers: m in [2^14, 2^15), real = m * 2^(k - 15)
-MAX_SHIFT = 62
+MAX_SHIFT = 62            # the largest right shift applied; larger ones act as this one
 
 
 class Grad(NamedTuple):
@@ -50,8 +50,11 @@ def _per_sample(t, like):
 
 
 def round_shift(x, s):
-    """floor((x + 2^(s-1)) / 2^s): x exact integers (float64), s >= 0 (broadcasts); s = 0 leaves x."""
-    s = torch.as_tensor(s, dtype=torch.float64)
+    """floor((x + 2^(s-1)) / 2^s): x exact integers (float64), s >= 0 (broadcasts); s = 0 leaves x.
+
+    s is capped at MAX_SHIFT: every |x| < 2^53 shifts to 0 there, as it would for any larger s (an
+    all-zero gradient's exponent keeps falling layer after layer, so shifts can be arbitrarily large)."""
+    s = torch.as_tensor(s, dtype=torch.float64).clamp(max=MAX_SHIFT)
     half = torch.where(s > 0, torch.exp2(s - 1), torch.zeros_like(s))
     return torch.floor((x + half) / torch.exp2(s))
 

@@ -49,7 +49,7 @@ QUICK_ROWS = ("digits/mobilenetv2-w0.35",)
 
 @dataclass(frozen=True)
 class Config:
-    lrs: str = "0.05,0.01,0.002,0.0004"   # SGD learning rates tried per int8 method (QAS: real-valued lrs)
+    lrs: str = "0.05,0.01,0.002"  # SGD learning rates tried per int8 method (QAS: real-valued lrs)
     noqas_lrs: str = "0.05,5,500" # plain int8 SGD needs far larger ones to move at all
     full_lrs: str = "0.003,0.001,0.0003"   # FullTrain: SGD (momentum 0.9) learning rates, float
     epochs: int = 2               # passes over the device train data

@@ -51,7 +51,7 @@ class ContribError(ValueError):
 
 @dataclass(frozen=True)
 class Config:
-    lr: float = 0.001             # SGD learning rate: small enough that updating every bias stays stable
+    lr: float = 0.01              # SGD learning rate
     epochs: int = 1               # passes over the device train data per measurement
     batch_size: int = 8
     grad_format: str = "int16"    # int8 | int16 | float32

@@ -113,6 +113,8 @@ def engine_grads(sim, x_int8, labels, grad_format):
 
     with torch.no_grad():
         t._backward(sim.activations(x_int8), np.asarray(labels), t.needs, record)
+    for w, b in got.values():
+        assert not torch.isnan(w).any() and not torch.isnan(b).any()
     return got
 
 
@@ -238,6 +240,18 @@ def test_normalize_fits_the_format_and_keeps_the_exponent():
     assert g.v[1].tolist() == [5.0, -100.0]
     g8 = grad_ops.normalize(exact, torch.tensor([0, 0]), "int8")
     assert g8.v.abs().max() <= 127 and g8.e.tolist() == [10, 0]
+
+
+def test_exponents_far_apart_never_make_nan():
+    """An all-zero gradient's exponent falls with every layer; aligning it must stay a plain 0."""
+    zero = grad_ops.Grad(torch.zeros(1, 3, dtype=torch.float64), torch.tensor([-5000]))
+    live = grad_ops.Grad(torch.tensor([[7.0, -9.0, 0.0]], dtype=torch.float64), torch.tensor([-20]))
+    summed = grad_ops.add(zero, live, "int16")
+    assert summed.v.tolist() == [[7.0, -9.0, 0.0]] and summed.e.tolist() == [-20]
+    batch = grad_ops.Grad(torch.cat([zero.v, live.v]), torch.tensor([-5000, -20]))
+    aligned = grad_ops.batch_align(batch, "int16")
+    assert not torch.isnan(aligned.v).any() and aligned.v[0].tolist() == [0.0, 0.0, 0.0]
+    assert grad_ops.round_shift(torch.tensor([-3.0, 5.0]), 4000).tolist() == [0.0, 0.0]
 
 
 def test_scale_is_exact_for_one_channel_and_rounds_the_others():
