@@ -59,6 +59,10 @@ class Config:
     test: int = 0                 # validation and test samples (0: all)
     seeds: int = 2                # training seeds averaged at the chosen learning rate
     fisher_samples: int = 32      # TinyTrain: samples of the new task its criterion sees
+    tinytrain_ratio: float = 0.25     # TinyTrain: fraction of channels updated in a chosen layer
+    tinytrain_combine: str = "product"   # TinyTrain cost: param_share^alpha * mac_share^beta, or "sum"
+    tinytrain_alpha: float = 1.0
+    tinytrain_beta: float = 1.0
 
 
 QUICK = {"epochs": 1, "train": 48, "test": 48, "seeds": 1, "fisher_samples": 8, "lrs": "0.05", "noqas_lrs": "0.05",
@@ -139,6 +143,8 @@ def bench_task(dataset, model, cfg, quick, work):
     t0 = time.time()
     n = cfg.fisher_samples
     scheme = baselines.tinytrain(sim, data.q_train[:n], data.y_train[:n], budget_bytes=paper, model=model,
+                                 ratio=cfg.tinytrain_ratio, alpha=cfg.tinytrain_alpha, beta=cfg.tinytrain_beta,
+                                 combine=cfg.tinytrain_combine,
                                  memory_of=lambda s: memory.training_memory(graph, s, cfg.grad_format).total)
     mem = memory.training_memory(graph, scheme, cfg.grad_format).total
     row("TinyTrain", scheme, train_int8(sim, scheme, cfg, base, data, grid(cfg.lrs)), mem, t0)
@@ -200,6 +206,12 @@ def main(argv=None):
     cfg = Config(**{**(QUICK if args.quick else {}), **overrides})
     if cfg.seeds < 1 or cfg.epochs < 1 or cfg.batch_size < 1:
         sys.exit("bench_methods: --seeds, --epochs and --batch-size must be at least 1")
+    if cfg.tinytrain_combine not in ("product", "sum"):
+        sys.exit(f"bench_methods: --tinytrain-combine {cfg.tinytrain_combine}; expected product or sum")
+    try:
+        [grid(g) for g in (cfg.lrs, cfg.noqas_lrs, cfg.full_lrs)]
+    except ValueError:
+        sys.exit("bench_methods: --lrs, --noqas-lrs and --full-lrs are comma lists of numbers")
     torch.set_num_threads(args.threads)
     which = [parse_row(r) for r in args.row] if args.row else [parse_row(r) for r in
                                                                   (QUICK_ROWS if args.quick else ROWS)]
