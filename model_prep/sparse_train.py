@@ -126,7 +126,7 @@ class SparseTrainer:
     def _constants(self):
         """Fixed-point multipliers of the backward of ADD and MEAN (from the tensors' scales)."""
         graph, consts = self.sim.graph, {}
-        for op in self.ops:
+        for op in (op for op in self.ops if op.kind in ("add", "mean_hw")):
             s = [float(np.float32(graph.tensors[i].scale[0])) for i in op.inputs + (op.output,)]
             if op.kind == "add":
                 consts[op.name] = [quantize_multiplier(s[0] / s[2]), quantize_multiplier(s[1] / s[2])]

@@ -228,6 +228,25 @@ def test_a_layer_without_backward_below_an_update_is_refused(tf, tmp_path):
     SparseTrainer(sim, make_scheme([{"layer": fc, "bias": True, "weight": {"kind": "full"}}]))
 
 
+def test_a_float_io_model_trains_its_classifier(tf, tmp_path):
+    """QUANTIZE in front and DEQUANTIZE behind the logits: the trainer reads through both."""
+    layers = tf.keras.layers
+    path = tmp_path / "float_io.tflite"
+    path.write_bytes(convert(tf, lambda x: layers.Dense(3)(layers.Flatten()(layers.Conv2D(4, 3, activation="relu")(x))),
+                             (6, 6, 2), io="float32"))
+    sim = Simulator.from_tflite(path)
+    assert sim.ops[0].kind == "quantize" and sim.ops[-1].kind == "dequantize"
+    fc = next(op for op in sim.ops if op.kind == "fully_connected")
+    t = SparseTrainer(sim, make_scheme([{"layer": fc.name, "bias": True, "weight": {"kind": "full"}}]),
+                      TrainConfig(lr=0.2, batch_size=4, epochs=10))
+    x = np.random.default_rng(0).normal(size=(24, 6, 6, 2)).astype(np.float32)
+    y = np.arange(24) % 3
+    before = t.accuracy(x, y)
+    t.fit(x, y)
+    assert not np.array_equal(t.overrides[fc.name][0].numpy(), fc.weights)
+    assert t.accuracy(x, y) > before          # it fits its own training data better
+
+
 # -- the arithmetic ------------------------------------------------------------------------------
 
 
