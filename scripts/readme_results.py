@@ -82,7 +82,34 @@ def methods(r):
     return "\n".join(lines + ["", "![methods](results/methods.png)"])
 
 
-TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": methods}
+def contrib(r):
+    """Lin et al.'s contribution analysis of one model: the bias curve and the best weight updates."""
+    cfg = r["config"]
+    lines = [
+        f"### Contribution analysis, {r['model']} on {r['dataset']} (`python -m search.contrib`)",
+        "",
+        f"`{r['command']}` — commit {r['commit']}, {r['date']}, {r['machine']}",
+        "",
+        f"Validation accuracy after training (lr {cfg['lr']}, {cfg['epochs']} epoch(s), mean of {cfg['seeds']} "
+        f"seed(s), {cfg['test'] or 'all'} validation samples): classifier only "
+        f"{100 * r['classifier_only']:.1f} %, bias-only {100 * r['bias_only']:.1f} %.",
+        "",
+        "| last k biases | " + " | ".join(str(b["k"]) for b in r["bias"]) + " |",
+        "|---|" + "---|" * len(r["bias"]),
+        "| Δacc over classifier only (pp) | " + " | ".join(f"{100 * b['delta']:+.1f}" for b in r["bias"]) + " |",
+        "",
+        "| layer (weights, on top of bias-only) | ratio | Δacc (pp) | extra SRAM | MACs per step |",
+        "|---|---|---|---|---|",
+    ]
+    for w in sorted(r["weight"], key=lambda w: -w["delta"])[:8]:
+        lines.append(f"| {w['layer']} | {w['ratio']:g} | {100 * w['delta']:+.1f} | {w['memory_bytes']:,} B "
+                     f"| {w['macs_per_step'] / 1e6:.1f} M |")
+    png = f"results/contrib-{r['model']}-{r['dataset']}.png"
+    return "\n".join(lines + ["", f"![contribution]({png})"])
+
+
+TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": methods,
+          "contrib-dscnn-kws.json": contrib}
 
 
 def datasets_table():

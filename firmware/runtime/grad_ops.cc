@@ -1,0 +1,377 @@
+#include "grad_ops.h"
+
+namespace odt {
+
+namespace {
+
+int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+// The shift that rounds a sample whose largest magnitude is `top` into `bits` bits.
+int32_t normalize_shift(uint64_t top, int32_t bits) {
+  int32_t len = 0;
+  while (top != 0) {
+    ++len;
+    top >>= 1;
+  }
+  const int32_t s = len - (bits - 1);
+  return s > 0 ? s : 0;
+}
+
+// Writes clamp(round_shift(exact(i), s)) for the sample; Exact(i) recomputes value i (cheaper
+// than a scratch buffer, and lets the output alias the input).
+template <typename T, int Bits, typename Exact>
+int32_t normalize_with(Exact exact, int32_t count, int32_t e, T* out) {
+  uint64_t top = 0;
+  for (int32_t i = 0; i < count; ++i) {
+    const int64_t x = exact(i);
+    const uint64_t a = x < 0 ? uint64_t{0} - static_cast<uint64_t>(x) : static_cast<uint64_t>(x);
+    top = a > top ? a : top;
+  }
+  const int32_t s = normalize_shift(top, Bits);
+  constexpr int64_t kLimit = (int64_t{1} << (Bits - 1)) - 1;
+  for (int32_t i = 0; i < count; ++i) {
+    out[i] = static_cast<T>(clamp64(round_shift(exact(i), s), -kLimit, kLimit));
+  }
+  return e + s;
+}
+
+template <typename T, int Bits>
+int32_t scale_t(const T* v, int32_t count, int32_t channels, int32_t e, const int32_t* multiplier,
+                const int32_t* shift, T* out) {
+  bool any = false;
+  int32_t top = 0;
+  for (int32_t c = 0; c < channels; ++c) {
+    if (multiplier[c] == 0) continue;
+    top = (!any || shift[c] > top) ? shift[c] : top;
+    any = true;
+  }
+  auto exact = [&](int32_t i) {
+    const int32_t c = i % channels;
+    const int64_t s = static_cast<int64_t>(top) - shift[c];
+    return round_shift(static_cast<int64_t>(v[i]) * multiplier[c], s > 0 ? s : 0);
+  };
+  return normalize_with<T, Bits>(exact, count, e + top - 31, out);
+}
+
+template <typename T>
+void mask_t(T* v, const int8_t* y, int32_t count, int32_t act_min, int32_t act_max) {
+  for (int32_t i = 0; i < count; ++i) {
+    if (!(y[i] > act_min && y[i] < act_max)) v[i] = 0;
+  }
+}
+
+template <typename T, int Bits>
+int32_t add_t(const T* a, int32_t ea, const T* b, int32_t eb, int32_t count, T* out) {
+  const int32_t top = ea > eb ? ea : eb;
+  const int64_t sa = static_cast<int64_t>(top) - ea, sb = static_cast<int64_t>(top) - eb;
+  auto exact = [&](int32_t i) { return round_shift(a[i], sa) + round_shift(b[i], sb); };
+  return normalize_with<T, Bits>(exact, count, top, out);
+}
+
+template <typename T>
+void batch_align_t(T* v, int32_t n, int32_t count, int32_t* e) {
+  if (n <= 1) return;
+  int32_t top = e[0];
+  for (int32_t s = 1; s < n; ++s) top = e[s] > top ? e[s] : top;
+  for (int32_t s = 0; s < n; ++s) {
+    const int64_t shift = static_cast<int64_t>(top) - e[s];
+    T* vs = v + static_cast<int64_t>(s) * count;
+    for (int32_t i = 0; i < count; ++i) vs[i] = static_cast<T>(round_shift(vs[i], shift));
+    e[s] = top;
+  }
+}
+
+template <typename T, int Bits>
+int32_t softmax_ce_t(const int8_t* logits, int32_t k, int32_t label, const uint32_t* table,
+                     int32_t table_size, T* out) {
+  int32_t top = logits[0];
+  for (int32_t i = 1; i < k; ++i) top = logits[i] > top ? logits[i] : top;
+  auto weight = [&](int32_t i) -> int64_t {
+    const int32_t d = top - logits[i];
+    return table[d < table_size - 1 ? d : table_size - 1];
+  };
+  int64_t total = 0;
+  for (int32_t i = 0; i < k; ++i) total += weight(i);
+  auto exact = [&](int32_t i) {
+    const int64_t num = (weight(i) << 15) + total / 2;   // >= 0: floor division is truncation
+    return num / total - (i == label ? int64_t{1} << 15 : 0);
+  };
+  return normalize_with<T, Bits>(exact, k, -15, out);
+}
+
+// Input row / column of output position o at kernel tap t, or -1 outside [0, size).
+inline int32_t tap(int32_t o, int32_t stride, int32_t t, int32_t dilation, int32_t pad, int32_t size) {
+  const int32_t i = o * stride + t * dilation - pad;
+  return (i >= 0 && i < size) ? i : -1;
+}
+
+}  // namespace
+
+int64_t round_shift(int64_t x, int64_t s) {
+  if (s <= 0) return x;
+  if (s > kGradMaxShift) s = kGradMaxShift;
+  return (x + (int64_t{1} << (s - 1))) >> s;   // arithmetic shift: floor
+}
+
+int32_t bit_length_abs(int64_t x) {
+  uint64_t a = x < 0 ? uint64_t{0} - static_cast<uint64_t>(x) : static_cast<uint64_t>(x);
+  int32_t len = 0;
+  while (a != 0) {
+    ++len;
+    a >>= 1;
+  }
+  return len;
+}
+
+int32_t grad_normalize_s16(const int64_t* exact, int32_t count, int32_t e, int16_t* out) {
+  return normalize_with<int16_t, 16>([&](int32_t i) { return exact[i]; }, count, e, out);
+}
+
+int32_t grad_normalize_s8(const int64_t* exact, int32_t count, int32_t e, int8_t* out) {
+  return normalize_with<int8_t, 8>([&](int32_t i) { return exact[i]; }, count, e, out);
+}
+
+int32_t grad_scale_s16(const int16_t* v, int32_t count, int32_t channels, int32_t e,
+                       const int32_t* multiplier, const int32_t* shift, int16_t* out) {
+  return scale_t<int16_t, 16>(v, count, channels, e, multiplier, shift, out);
+}
+
+int32_t grad_scale_s8(const int8_t* v, int32_t count, int32_t channels, int32_t e,
+                      const int32_t* multiplier, const int32_t* shift, int8_t* out) {
+  return scale_t<int8_t, 8>(v, count, channels, e, multiplier, shift, out);
+}
+
+void grad_mask_s16(int16_t* v, const int8_t* y, int32_t count, int32_t act_min, int32_t act_max) {
+  mask_t(v, y, count, act_min, act_max);
+}
+
+void grad_mask_s8(int8_t* v, const int8_t* y, int32_t count, int32_t act_min, int32_t act_max) {
+  mask_t(v, y, count, act_min, act_max);
+}
+
+int32_t grad_add_s16(const int16_t* a, int32_t ea, const int16_t* b, int32_t eb, int32_t count,
+                     int16_t* out) {
+  return add_t<int16_t, 16>(a, ea, b, eb, count, out);
+}
+
+int32_t grad_add_s8(const int8_t* a, int32_t ea, const int8_t* b, int32_t eb, int32_t count,
+                    int8_t* out) {
+  return add_t<int8_t, 8>(a, ea, b, eb, count, out);
+}
+
+void grad_batch_align_s16(int16_t* v, int32_t n, int32_t count, int32_t* e) {
+  batch_align_t(v, n, count, e);
+}
+
+void grad_batch_align_s8(int8_t* v, int32_t n, int32_t count, int32_t* e) {
+  batch_align_t(v, n, count, e);
+}
+
+int32_t softmax_ce_grad_s16(const int8_t* logits, int32_t k, int32_t label, const uint32_t* table,
+                            int32_t table_size, int16_t* out) {
+  return softmax_ce_t<int16_t, 16>(logits, k, label, table, table_size, out);
+}
+
+int32_t softmax_ce_grad_s8(const int8_t* logits, int32_t k, int32_t label, const uint32_t* table,
+                           int32_t table_size, int8_t* out) {
+  return softmax_ce_t<int8_t, 8>(logits, k, label, table, table_size, out);
+}
+
+// -- layer backward -------------------------------------------------------------------------------
+
+void conv2d_grad_input_s16(const ConvParams& p, const Dims& in, const Dims& filter,
+                           const int8_t* weights, const Dims& out, const int16_t* g, int64_t* gx) {
+  const int32_t in_size = in.h * in.w * in.c, out_size = out.h * out.w * out.c;
+  for (int32_t b = 0; b < in.n; ++b) {
+    int64_t* gxb = gx + static_cast<int64_t>(b) * in_size;
+    const int16_t* gb = g + static_cast<int64_t>(b) * out_size;
+    for (int32_t i = 0; i < in_size; ++i) gxb[i] = 0;
+    for (int32_t oy = 0; oy < out.h; ++oy) {
+      for (int32_t ky = 0; ky < filter.h; ++ky) {
+        const int32_t iy = tap(oy, p.stride_h, ky, p.dilation_h, p.pad_h, in.h);
+        if (iy < 0) continue;
+        for (int32_t ox = 0; ox < out.w; ++ox) {
+          for (int32_t kx = 0; kx < filter.w; ++kx) {
+            const int32_t ix = tap(ox, p.stride_w, kx, p.dilation_w, p.pad_w, in.w);
+            if (ix < 0) continue;
+            int64_t* dst = gxb + (iy * in.w + ix) * in.c;
+            const int16_t* src = gb + (oy * out.w + ox) * out.c;
+            for (int32_t o = 0; o < out.c; ++o) {
+              const int64_t gv = src[o];
+              if (gv == 0) continue;
+              const int8_t* w = weights + ((o * filter.h + ky) * filter.w + kx) * filter.c;
+              for (int32_t i = 0; i < in.c; ++i) dst[i] += gv * w[i];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+void depthwise_conv2d_grad_input_s16(const ConvParams& p, const Dims& in, const Dims& filter,
+                                     const int8_t* weights, const Dims& out, const int16_t* g,
+                                     int64_t* gx) {
+  const int32_t in_size = in.h * in.w * in.c, out_size = out.h * out.w * out.c;
+  const int32_t dm = p.depth_multiplier;
+  for (int32_t b = 0; b < in.n; ++b) {
+    int64_t* gxb = gx + static_cast<int64_t>(b) * in_size;
+    const int16_t* gb = g + static_cast<int64_t>(b) * out_size;
+    for (int32_t i = 0; i < in_size; ++i) gxb[i] = 0;
+    for (int32_t oy = 0; oy < out.h; ++oy) {
+      for (int32_t ky = 0; ky < filter.h; ++ky) {
+        const int32_t iy = tap(oy, p.stride_h, ky, p.dilation_h, p.pad_h, in.h);
+        if (iy < 0) continue;
+        for (int32_t ox = 0; ox < out.w; ++ox) {
+          for (int32_t kx = 0; kx < filter.w; ++kx) {
+            const int32_t ix = tap(ox, p.stride_w, kx, p.dilation_w, p.pad_w, in.w);
+            if (ix < 0) continue;
+            int64_t* dst = gxb + (iy * in.w + ix) * in.c;
+            const int16_t* src = gb + (oy * out.w + ox) * out.c;
+            const int8_t* w = weights + (ky * filter.w + kx) * filter.c;
+            for (int32_t o = 0; o < out.c; ++o) dst[o / dm] += static_cast<int64_t>(src[o]) * w[o];
+          }
+        }
+      }
+    }
+  }
+}
+
+void fully_connected_grad_input_s16(int32_t batches, int32_t in_features, int32_t out_features,
+                                    const int8_t* weights, const int16_t* g, int64_t* gx) {
+  for (int32_t b = 0; b < batches; ++b) {
+    int64_t* dst = gx + static_cast<int64_t>(b) * in_features;
+    const int16_t* gb = g + static_cast<int64_t>(b) * out_features;
+    for (int32_t i = 0; i < in_features; ++i) dst[i] = 0;
+    for (int32_t o = 0; o < out_features; ++o) {
+      const int64_t gv = gb[o];
+      if (gv == 0) continue;
+      const int8_t* w = weights + static_cast<int64_t>(o) * in_features;
+      for (int32_t i = 0; i < in_features; ++i) dst[i] += gv * w[i];
+    }
+  }
+}
+
+void conv2d_grad_weight_s8(const ConvParams& p, const Dims& in, const int8_t* x, const Dims& filter,
+                           const Dims& out, const int16_t* g, const int32_t* channels,
+                           int32_t n_channels, const int32_t* rows, int32_t n_rows, int64_t* gw) {
+  const int32_t total = filter.n * n_rows * filter.w * n_channels;
+  for (int32_t i = 0; i < total; ++i) gw[i] = 0;
+  const int32_t in_size = in.h * in.w * in.c, out_size = out.h * out.w * out.c;
+  for (int32_t b = 0; b < in.n; ++b) {
+    const int8_t* xb = x + static_cast<int64_t>(b) * in_size;
+    const int16_t* gb = g + static_cast<int64_t>(b) * out_size;
+    for (int32_t r = 0; r < n_rows; ++r) {
+      for (int32_t oy = 0; oy < out.h; ++oy) {
+        const int32_t iy = tap(oy, p.stride_h, rows[r], p.dilation_h, p.pad_h, in.h);
+        if (iy < 0) continue;
+        for (int32_t ox = 0; ox < out.w; ++ox) {
+          const int16_t* src = gb + (oy * out.w + ox) * out.c;
+          for (int32_t kx = 0; kx < filter.w; ++kx) {
+            const int32_t ix = tap(ox, p.stride_w, kx, p.dilation_w, p.pad_w, in.w);
+            if (ix < 0) continue;
+            const int8_t* xp = xb + (iy * in.w + ix) * in.c;
+            for (int32_t o = 0; o < filter.n; ++o) {
+              const int64_t gv = src[o];
+              if (gv == 0) continue;
+              int64_t* dst = gw + ((o * n_rows + r) * filter.w + kx) * n_channels;
+              for (int32_t c = 0; c < n_channels; ++c) dst[c] += gv * (xp[channels[c]] + p.input_offset);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+void depthwise_conv2d_grad_weight_s8(const ConvParams& p, const Dims& in, const int8_t* x,
+                                     const Dims& filter, const Dims& out, const int16_t* g,
+                                     const int32_t* channels, int32_t n_channels,
+                                     const int32_t* rows, int32_t n_rows, int64_t* gw) {
+  const int32_t total = n_rows * filter.w * n_channels;
+  for (int32_t i = 0; i < total; ++i) gw[i] = 0;
+  const int32_t in_size = in.h * in.w * in.c, out_size = out.h * out.w * out.c;
+  const int32_t dm = p.depth_multiplier;
+  for (int32_t b = 0; b < in.n; ++b) {
+    const int8_t* xb = x + static_cast<int64_t>(b) * in_size;
+    const int16_t* gb = g + static_cast<int64_t>(b) * out_size;
+    for (int32_t r = 0; r < n_rows; ++r) {
+      for (int32_t oy = 0; oy < out.h; ++oy) {
+        const int32_t iy = tap(oy, p.stride_h, rows[r], p.dilation_h, p.pad_h, in.h);
+        if (iy < 0) continue;
+        for (int32_t ox = 0; ox < out.w; ++ox) {
+          const int16_t* src = gb + (oy * out.w + ox) * out.c;
+          for (int32_t kx = 0; kx < filter.w; ++kx) {
+            const int32_t ix = tap(ox, p.stride_w, kx, p.dilation_w, p.pad_w, in.w);
+            if (ix < 0) continue;
+            const int8_t* xp = xb + (iy * in.w + ix) * in.c;
+            int64_t* dst = gw + (r * filter.w + kx) * n_channels;
+            for (int32_t c = 0; c < n_channels; ++c) {
+              const int32_t o = channels[c];
+              dst[c] += static_cast<int64_t>(src[o]) * (xp[o / dm] + p.input_offset);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+void fully_connected_grad_weight_s8(int32_t input_offset, int32_t batches, int32_t in_features,
+                                    const int8_t* x, int32_t out_features, const int16_t* g,
+                                    const int32_t* channels, int32_t n_channels, int64_t* gw) {
+  for (int32_t i = 0; i < out_features * n_channels; ++i) gw[i] = 0;
+  for (int32_t b = 0; b < batches; ++b) {
+    const int8_t* xb = x + static_cast<int64_t>(b) * in_features;
+    const int16_t* gb = g + static_cast<int64_t>(b) * out_features;
+    for (int32_t o = 0; o < out_features; ++o) {
+      const int64_t gv = gb[o];
+      if (gv == 0) continue;
+      int64_t* dst = gw + o * n_channels;
+      for (int32_t c = 0; c < n_channels; ++c) dst[c] += gv * (xb[channels[c]] + input_offset);
+    }
+  }
+}
+
+void bias_grad_s32(const int16_t* g, int32_t positions, int32_t channels, int64_t* gb) {
+  for (int32_t c = 0; c < channels; ++c) gb[c] = 0;
+  for (int32_t i = 0; i < positions; ++i) {
+    const int16_t* row = g + static_cast<int64_t>(i) * channels;
+    for (int32_t c = 0; c < channels; ++c) gb[c] += row[c];
+  }
+}
+
+// -- update -------------------------------------------------------------------------------------
+
+uint32_t hash32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7FEB352Du;
+  x ^= x >> 15;
+  x *= 0x846CA68Bu;
+  return x ^ (x >> 16);
+}
+
+uint32_t uniform32_key(int64_t seed, int64_t step, uint32_t stream) {
+  return hash32(hash32(static_cast<uint32_t>(static_cast<uint64_t>(seed ^ step))) ^ stream);
+}
+
+int64_t apply_update(int64_t q, int64_t grad, int32_t e, int32_t m, int32_t k, int64_t lo,
+                     int64_t hi, uint32_t rand, bool stochastic) {
+  int64_t p = -(grad * m);
+  int64_t r = static_cast<int64_t>(kUpdateBits) - k - e;
+  if (r > kGradMaxShift) r = kGradMaxShift;
+  const int64_t left = clamp64(-r, 0, 31);
+  if (r < 0) r = 0;
+  const int64_t coarse = r > 32 ? r - 32 : 0;
+  const int64_t fine = r - coarse;   // 0..32
+  p >>= coarse;
+  int64_t noise = 0;
+  if (fine > 0) noise = stochastic ? static_cast<int64_t>(rand >> (32 - fine)) : int64_t{1} << (fine - 1);
+  const int64_t step = clamp64((p + noise) >> fine, -(int64_t{1} << 32), int64_t{1} << 32);
+  // Wrap modulo 2^64 like the Python's int64 tensors (only steps of 2^63 can overflow).
+  const uint64_t shifted = static_cast<uint64_t>(step) << left;
+  const int64_t sum = static_cast<int64_t>(static_cast<uint64_t>(q) + shifted);
+  return clamp64(sum, lo, hi);
+}
+
+}  // namespace odt

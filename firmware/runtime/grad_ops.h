@@ -1,0 +1,134 @@
+// Integer backward arithmetic of sparse on-device training: the C++ twin of
+// model_prep/grad_ops.py, tested bit-exact against it (tests/test_grad_ops_cpp.py).
+//
+// A gradient of an int8 tensor is block floating point: integers v (int16 or int8) and one
+// power-of-two exponent e per sample, value v * 2^e. Every kernel computes its result exactly
+// in int64 and rounds once (grad_normalize_*): the exponent grows until the largest magnitude
+// fits, values round half up. The Python holds the same integers in float64 (exact below 2^53).
+//
+// Pure functions: the caller passes every buffer, nothing allocates, nothing keeps state; no
+// exceptions, no containers (the same file builds for the Cortex-M7). Tensors are NHWC and
+// reuse the forward's Dims / ConvParams / FcParams (kernels/kernels.h). Kernels whose Python
+// takes a batch take in.n samples (samples are contiguous).
+#pragma once
+
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+
+namespace odt {
+
+constexpr int32_t kGradMaxShift = 62;    // larger right shifts act as this one (MAX_SHIFT)
+constexpr int32_t kUpdateBits = 15;      // update multipliers m in [2^14, 2^15) (UPDATE_BITS)
+
+// floor((x + 2^(s-1)) / 2^s) for s > 0 (round half up), x for s <= 0; s is capped at 62.
+// Exact for |x| < 2^62 (the Python's float64 twin is exact for |x| < 2^52).
+int64_t round_shift(int64_t x, int64_t s);
+
+// Bits of |x|: 0 for 0, 64 for INT64_MIN.
+int32_t bit_length_abs(int64_t x);
+
+// One sample: top = max |exact[i]|, s = max(0, bit_length(top) - 15),
+// out[i] = clamp(round_shift(exact[i], s), -32767, 32767); returns e + s. count may be 0.
+int32_t grad_normalize_s16(const int64_t* exact, int32_t count, int32_t e, int16_t* out);
+// The same with 8 bits: s = max(0, bit_length(top) - 7), clamp to +-127.
+int32_t grad_normalize_s8(const int64_t* exact, int32_t count, int32_t e, int8_t* out);
+
+// One sample, v * M[c] with M[c] = multiplier[c] * 2^(shift[c] - 31) per channel of the last axis
+// (count = positions * channels). Live channels have multiplier != 0; top = max shift over them
+// (0 if none); exact = round_shift(v * multiplier[c], max(0, top - shift[c])) (|v m| < 2^46),
+// normalized with exponent e + top - 31 (the return value). out may alias v.
+int32_t grad_scale_s16(const int16_t* v, int32_t count, int32_t channels, int32_t e,
+                       const int32_t* multiplier, const int32_t* shift, int16_t* out);
+int32_t grad_scale_s8(const int8_t* v, int32_t count, int32_t channels, int32_t e,
+                      const int32_t* multiplier, const int32_t* shift, int8_t* out);
+
+// v[i] = 0 where the fused activation clamped the int8 output: unless act_min < y[i] < act_max.
+void grad_mask_s16(int16_t* v, const int8_t* y, int32_t count, int32_t act_min, int32_t act_max);
+void grad_mask_s8(int8_t* v, const int8_t* y, int32_t count, int32_t act_min, int32_t act_max);
+
+// One sample, a * 2^ea + b * 2^eb: top = max(ea, eb), exact = round_shift(a, top - ea) +
+// round_shift(b, top - eb), normalized with exponent top (the return value). out may alias a or b.
+int32_t grad_add_s16(const int16_t* a, int32_t ea, const int16_t* b, int32_t eb, int32_t count,
+                     int16_t* out);
+int32_t grad_add_s8(const int8_t* a, int32_t ea, const int8_t* b, int32_t eb, int32_t count,
+                    int8_t* out);
+
+// One exponent for the batch (n samples of `count` values, exponents e[n]): top = max e;
+// v = round_shift(v, top - e[s]) per sample (no clamp needed: magnitudes only shrink); e[s] = top.
+void grad_batch_align_s16(int16_t* v, int32_t n, int32_t count, int32_t* e);
+void grad_batch_align_s8(int8_t* v, int32_t n, int32_t count, int32_t* e);
+
+// Softmax cross-entropy of one sample's int8 logits[k]: d = min(max(logits) - logits[i], table_size - 1),
+// t_i = table[d], total = sum t_i, p_i = floor(((t_i << 15) + total / 2) / total) (Q15),
+// exact_i = p_i - 2^15 [i == label], normalized with exponent -15 (the return value).
+int32_t softmax_ce_grad_s16(const int8_t* logits, int32_t k, int32_t label, const uint32_t* table,
+                            int32_t table_size, int16_t* out);
+int32_t softmax_ce_grad_s8(const int8_t* logits, int32_t k, int32_t label, const uint32_t* table,
+                           int32_t table_size, int8_t* out);
+
+// -- exact layer backward (int64 sums; the g_acc below is the masked, scaled gradient of the
+//    accumulator, int16 values; int8-format gradients are widened by the caller) ------------
+
+// dL/dx of CONV_2D, [in.n, in.h, in.w, in.c]: gx[iy][ix][i] = sum over o, ky, kx, oy, ox with
+// iy = oy*stride_h + ky*dilation_h - pad_h (and likewise x) of g[oy][ox][o] * W[o][ky][kx][i].
+// Positions in the padding get nothing. filter OHWI {o, kh, kw, i}, g [in.n, out.h, out.w, o].
+void conv2d_grad_input_s16(const ConvParams& p, const Dims& in, const Dims& filter,
+                           const int8_t* weights, const Dims& out, const int16_t* g, int64_t* gx);
+
+// dL/dx of DEPTHWISE_CONV_2D: output channel o = i * depth_multiplier + j reads input channel i;
+// gx[iy][ix][i] = sum of g[oy][ox][o] * W[0][ky][kx][o] over those o. filter 1HWC {1, kh, kw, out.c}.
+void depthwise_conv2d_grad_input_s16(const ConvParams& p, const Dims& in, const Dims& filter,
+                                     const int8_t* weights, const Dims& out, const int16_t* g,
+                                     int64_t* gx);
+
+// dL/dx of FULLY_CONNECTED: gx[b][i] = sum_o g[b][o] * W[o][i]; W [out_features][in_features].
+void fully_connected_grad_input_s16(int32_t batches, int32_t in_features, int32_t out_features,
+                                    const int8_t* weights, const int16_t* g, int64_t* gx);
+
+// dL/dW_q of CONV_2D for the selected input channels (the weight's last axis) and kernel rows:
+// gw[o][r][kx][c] (shape [filter.n][n_rows][filter.w][n_channels]) = sum over samples b, oy, ox of
+// g[b][oy][ox][o] * (x[b][iy][ix][channels[c]] + input_offset), iy = oy*stride_h +
+// rows[r]*dilation_h - pad_h, ix = ox*stride_w + kx*dilation_w - pad_w; padding reads 0.
+// g must be batch-aligned (one exponent for the batch).
+void conv2d_grad_weight_s8(const ConvParams& p, const Dims& in, const int8_t* x, const Dims& filter,
+                           const Dims& out, const int16_t* g, const int32_t* channels,
+                           int32_t n_channels, const int32_t* rows, int32_t n_rows, int64_t* gw);
+
+// dL/dW_q of DEPTHWISE_CONV_2D for the selected output channels (the weight's last axis) and rows:
+// gw[0][r][kx][c] (shape [1][n_rows][filter.w][n_channels]) = sum of g[b][oy][ox][channels[c]] *
+// (x[b][iy][ix][channels[c] / depth_multiplier] + input_offset), positions as for conv2d.
+void depthwise_conv2d_grad_weight_s8(const ConvParams& p, const Dims& in, const int8_t* x,
+                                     const Dims& filter, const Dims& out, const int16_t* g,
+                                     const int32_t* channels, int32_t n_channels,
+                                     const int32_t* rows, int32_t n_rows, int64_t* gw);
+
+// dL/dW_q of FULLY_CONNECTED for the selected input features: gw[o][c] (shape [out_features]
+// [n_channels]) = sum_b g[b][o] * (x[b][channels[c]] + input_offset).
+void fully_connected_grad_weight_s8(int32_t input_offset, int32_t batches, int32_t in_features,
+                                    const int8_t* x, int32_t out_features, const int16_t* g,
+                                    const int32_t* channels, int32_t n_channels, int64_t* gw);
+
+// dL/db_q: gb[c] = sum of g over the batch and the output positions; g has `positions` rows
+// (batch * out.h * out.w) of `channels` values.
+void bias_grad_s32(const int16_t* g, int32_t positions, int32_t channels, int64_t* gb);
+
+// -- update -------------------------------------------------------------------------------------
+
+// lowbias32: x ^= x >> 16; x *= 0x7FEB352D; x ^= x >> 15; x *= 0x846CA68B; x ^= x >> 16 (mod 2^32).
+uint32_t hash32(uint32_t x);
+// The key of update number `step` of tensor `stream`: hash32(hash32(uint32(seed ^ step)) ^ stream).
+uint32_t uniform32_key(int64_t seed, int64_t step, uint32_t stream);
+// Element i's uniform uint32 of that update: hash32(uint32(i) ^ key).
+inline uint32_t uniform32(uint32_t key, uint32_t i) { return hash32(i ^ key); }
+
+// q + round(-grad * m * 2^(k - 15 + e)) clamped to [lo, hi] (int8 weights: +-127, int32 biases):
+// p = -(grad * m) (|grad| < 2^47, m < 2^15), r = min(15 - k - e, 62), left = clamp(-r, 0, 31),
+// r = max(r, 0), coarse = max(r - 32, 0), fine = r - coarse, p >>= coarse,
+// noise = fine == 0 ? 0 : stochastic ? rand >> (32 - fine) : 2^(fine - 1),
+// step = clamp((p + noise) >> fine, -2^32, 2^32) << left, result clamp(q + step, lo, hi)
+// (the shift and the sum wrap modulo 2^64 as in the int64 Python; only absurd steps reach that).
+int64_t apply_update(int64_t q, int64_t grad, int32_t e, int32_t m, int32_t k, int64_t lo,
+                     int64_t hi, uint32_t rand, bool stochastic);
+
+}  // namespace odt
