@@ -10,7 +10,7 @@ from conftest import ROOT
 
 from model_prep import grad_ops as G
 from model_prep.classifier_sgd import exp_table
-from model_prep.int8_params import ConvParams, FcParams
+from model_prep.int8_params import ConvParams, FcParams, PadParams
 from model_prep.lower import LoweredOp
 
 FMT = {16: "int16", 8: "int8"}
@@ -331,3 +331,37 @@ def test_builds_for_cortex_m7(tmp_path):
     subprocess.run([cxx, "-std=c++17", "-mcpu=cortex-m7", "-mthumb", "-O2", "-Wall", "-Wextra", "-Werror",
                     "-fno-exceptions", "-fno-rtti", f"-I{ROOT}/firmware/runtime", "-c",
                     ROOT / "firmware/runtime/grad_ops.cc", "-o", tmp_path / "grad_ops.o"], check=True)
+
+
+def test_mean_and_pad_backward_equal_python(lib):
+    lib.shim_mean_grad.restype = ctypes.c_int32
+    lib.shim_mean_grad.argtypes = [ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32,
+                                   ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p]
+    lib.shim_pad_grad.argtypes = [ctypes.c_void_p] * 6
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        h, w, c = (int(v) for v in rng.integers(1, 6, 3))
+        op = LoweredOp("mean", "mean_hw", (0,), 1, (1, h, w, c), (1, 1, 1, c))
+        g = _grad(rng, (c,), 16, 1)
+        e = int(rng.integers(-40, 0))
+        m, s = _quantize_multipliers(rng, 1)
+        ref = G.mean_hw_input_grad(G.Grad(torch.from_numpy(g.astype(np.float64)), torch.tensor([e])), op,
+                                   int(m[0]), int(s[0]), "int16")
+        g16 = np.ascontiguousarray(g[0], np.int16)
+        out = np.zeros(h * w * c, np.int16)
+        e_c = lib.shim_mean_grad(_p(g16), c, e, int(m[0]), int(s[0]), h, w, _p(out))
+        assert e_c == int(ref.e[0]) and np.array_equal(out, ref.v[0].numpy().astype(np.int16).ravel())
+    for _ in range(200):
+        in_d = (int(rng.integers(1, 3)),) + tuple(int(v) for v in rng.integers(1, 5, 3))
+        before = (0,) + tuple(int(v) for v in rng.integers(0, 3, 3))
+        after = (0,) + tuple(int(v) for v in rng.integers(0, 3, 3))
+        out_d = tuple(i + b + a for i, b, a in zip(in_d, before, after))
+        op = LoweredOp("pad", "pad", (0,), 1, (1,) + in_d[1:], (1,) + out_d[1:], params=PadParams(before, after, 0))
+        g = _grad(rng, out_d[1:], 16, in_d[0])
+        ref = G.pad_input_grad(G.Grad(torch.from_numpy(g.astype(np.float64)), torch.zeros(in_d[0], dtype=torch.int64)),
+                               op)
+        g16 = np.ascontiguousarray(g, np.int16)
+        out = np.zeros(int(np.prod(in_d)), np.int16)
+        arrays = [np.array(v, np.int32) for v in (before, after, in_d, out_d)]
+        lib.shim_pad_grad(*(_p(a) for a in arrays), _p(g16), _p(out))
+        assert np.array_equal(out, ref.v.numpy().astype(np.int16).ravel())

@@ -179,6 +179,28 @@ int32_t softmax_ce_grad_s8(const int8_t* logits, int32_t k, int32_t label, const
 
 // -- layer backward -------------------------------------------------------------------------------
 
+int32_t mean_hw_grad_input_s16(const int16_t* g, int32_t channels, int32_t e, int32_t multiplier,
+                               int32_t shift, int32_t h, int32_t w, int16_t* gx) {
+  const int32_t out_e = grad_scale_s16(g, channels, 1, e, &multiplier, &shift, gx);
+  for (int32_t pos = 1; pos < h * w; ++pos) {
+    for (int32_t c = 0; c < channels; ++c) gx[pos * channels + c] = gx[c];
+  }
+  return out_e;
+}
+
+void pad_grad_input_s16(const PadParams& p, const Dims& in, const Dims& out, const int16_t* g, int16_t* gx) {
+  for (int32_t b = 0; b < in.n; ++b) {
+    for (int32_t y = 0; y < in.h; ++y) {
+      for (int32_t x = 0; x < in.w; ++x) {
+        const int16_t* src = g + (((static_cast<int64_t>(b) + p.before[0]) * out.h + y + p.before[1]) * out.w +
+                                  x + p.before[2]) * out.c + p.before[3];
+        int16_t* dst = gx + ((static_cast<int64_t>(b) * in.h + y) * in.w + x) * in.c;
+        for (int32_t c = 0; c < in.c; ++c) dst[c] = src[c];
+      }
+    }
+  }
+}
+
 void conv2d_grad_input_s16(const ConvParams& p, const Dims& in, const Dims& filter,
                            const int8_t* weights, const Dims& out, const int16_t* g, int64_t* gx) {
   const int32_t in_size = in.h * in.w * in.c, out_size = out.h * out.w * out.c;

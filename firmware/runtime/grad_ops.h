@@ -113,6 +113,16 @@ void fully_connected_grad_weight_s8(int32_t input_offset, int32_t batches, int32
 // (batch * out.h * out.w) of `channels` values.
 void bias_grad_s32(const int16_t* g, int32_t positions, int32_t channels, int64_t* gb);
 
+// dL/dx of MEAN over H and W, one sample: every position gets g[c] * M, M = multiplier * 2^(shift - 31)
+// = s_x / (s_y * h * w) (grad_scale_s16 with one multiplier for all channels), then copied to each
+// of the h * w positions of gx [h][w][channels]. Returns the exponent. gx may not alias g.
+int32_t mean_hw_grad_input_s16(const int16_t* g, int32_t channels, int32_t e, int32_t multiplier,
+                               int32_t shift, int32_t h, int32_t w, int16_t* gx);
+
+// dL/dx of PAD: the window of g [out] that holds the unpadded input (p.before offsets), one
+// sample per in.n; the exponent is unchanged.
+void pad_grad_input_s16(const PadParams& p, const Dims& in, const Dims& out, const int16_t* g, int16_t* gx);
+
 // -- update -------------------------------------------------------------------------------------
 
 // lowbias32: x ^= x >> 16; x *= 0x7FEB352D; x ^= x >> 15; x *= 0x846CA68B; x ^= x >> 16 (mod 2^32).

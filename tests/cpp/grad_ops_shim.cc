@@ -104,4 +104,15 @@ void shim_apply_update(int32_t n, const int64_t* q, const int64_t* grad, const i
 void shim_round_shift_n(int32_t n, const int64_t* x, const int64_t* s, int64_t* out) {
   for (int32_t i = 0; i < n; ++i) out[i] = odt::round_shift(x[i], s[i]);
 }
+int32_t shim_mean_grad(const int16_t* g, int32_t channels, int32_t e, int32_t m, int32_t s, int32_t h,
+                       int32_t w, int16_t* gx) {
+  return odt::mean_hw_grad_input_s16(g, channels, e, m, s, h, w, gx);
+}
+
+void shim_pad_grad(const int32_t* before, const int32_t* after, const int32_t* in, const int32_t* out,
+                   const int16_t* g, int16_t* gx) {
+  odt::PadParams p{{before[0], before[1], before[2], before[3]}, {after[0], after[1], after[2], after[3]}, 0};
+  odt::pad_grad_input_s16(p, dims(in), dims(out), g, gx);
+}
+
 }
