@@ -30,13 +30,14 @@ def exp_table(logit_scale):
     return np.array([math.floor(EXP_ONE * math.exp(-d * s) + 0.5) for d in range(EXP_TABLE_SIZE)], dtype=np.uint32)
 
 
-def fixed_multiplier(real):
-    """(m, e) with real = m * 2^(e - 31), m in [2^30, 2^31): like QuantizeMultiplier, no range clamp."""
+def fixed_multiplier(real, bits=31):
+    """(m, e) with real = m * 2^(e - bits), m in [2^(bits-1), 2^bits): like QuantizeMultiplier (bits 31),
+    no range clamp."""
     if real == 0.0:
         return 0, 0
     frac, exp = math.frexp(real)
-    m = math.floor(frac * (1 << 31) + 0.5)
-    if m == 1 << 31:
+    m = math.floor(frac * (1 << bits) + 0.5)
+    if m == 1 << bits:
         m //= 2
         exp += 1
     return int(m), int(exp)

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from model_prep.classifier_sgd import fixed_multiplier
+
 FORMATS = {"int8": 8, "int16": 16, "float32": None}
 UPDATE_BITS = 15          # update multipliers: m in [2^14, 2^15), real = m * 2^(k - 15)
 MAX_SHIFT = 62            # the largest right shift applied; larger ones act as this one
@@ -74,10 +76,6 @@ def normalize(exact, e, fmt):
     limit = float((1 << (b - 1)) - 1)
     v = round_shift(exact, _per_sample(s, exact).to(torch.float64)).clamp(-limit, limit)
     return Grad(v, e + s)
-
-
-def zeros(shape, n):
-    return Grad(torch.zeros((n,) + tuple(shape), dtype=torch.float64), torch.zeros(n, dtype=torch.int64))
 
 
 def scale(g, multiplier, shift, fmt):
@@ -256,13 +254,7 @@ def softmax_ce_grad(logits, labels, table, fmt, logit_scale):
 
 def update_multiplier(real):
     """(m, k) with real = m * 2^(k - 15), m in [2^14, 2^15); (0, 0) for 0."""
-    if real == 0.0:
-        return 0, 0
-    frac, k = np.frexp(real)
-    m = int(np.floor(frac * (1 << UPDATE_BITS) + 0.5))
-    if m == 1 << UPDATE_BITS:
-        m, k = m // 2, k + 1
-    return m, int(k)
+    return fixed_multiplier(real, UPDATE_BITS)
 
 
 _MASK32 = 0xFFFFFFFF

@@ -112,15 +112,12 @@ class SparseTrainer:
         return t
 
     def _needs_grad(self, updated):
-        """{tensor: True} for every tensor at or below which some updated layer lies, up to the logits."""
-        needs = {}
+        """gradient_flow from the updated layers' outputs; an op without a backward on the way is refused."""
+        needs = gradient_flow(self.ops, {op.output for op in self.ops if op.name in updated}, self.logits)
         for op in self.ops:
-            needs[op.output] = op.name in updated or any(needs.get(i, False) for i in op.inputs)
-            if needs[op.output] and op.kind not in BACKWARD:
+            if needs.get(op.output, False) and op.kind not in BACKWARD:
                 raise fmt.SchemeError(f"layer '{op.name}' ({op.kind}) lies between an updated layer and the loss; "
                                       f"its backward is not implemented (ops with one: {', '.join(BACKWARD)})")
-            if op.output == self.logits:
-                break
         return needs
 
     def _constants(self):
@@ -274,8 +271,7 @@ class SparseTrainer:
         """{layer: (x - zp_x, dL/dx)} as float64 [N, H, W, C] for the named trainable layers (no update).
 
         The real-valued pair TinyTrain's Fisher criterion reads; dL/dx is per integer input value."""
-        needed = {self.ops[i].input for i, op in enumerate(self.ops) if op.name in layers}
-        needs = self._needs_grad_to(needed)
+        needs = gradient_flow(self.ops, {op.input for op in self.ops if op.name in layers}, self.logits)
         got = {}
 
         def record(op, g_acc, x_in):
@@ -289,18 +285,6 @@ class SparseTrainer:
             acts = self.sim.activations(np.asarray(x), overrides=self.overrides)
             self._backward(acts, np.asarray(labels, np.int64), needs, record)
         return got
-
-    def _needs_grad_to(self, tensors):
-        """Like _needs_grad, for gradients that must reach the given tensors (the ops' outputs above them)."""
-        producers = {op.output: op for op in self.ops}
-        below = set(tensors)
-        needs = {}
-        for op in self.ops:
-            needs[op.output] = any(i in below or needs.get(i, False) for i in op.inputs)
-            if op.output == self.logits:
-                break
-        needs.update({t: True for t in tensors if t in producers})
-        return needs
 
     # -- cost -----------------------------------------------------------------------------------
 
@@ -319,6 +303,23 @@ class SparseTrainer:
                     total += fwd * len(u.channels) // op.weights.shape[-1] * (
                         len(u.rows) if u.rows is not None else op.filter_dims[1]) // op.filter_dims[1]
         return total
+
+
+def gradient_flow(ops, seeds, logits):
+    """{op output: bool} up to the logits: True for the seed tensors and everything computed from them.
+
+    With the updated layers' outputs as seeds these are the tensors the backward gives a gradient
+    (an updated layer lies at or below them); with some layers' inputs, the tensors a gradient must
+    pass to reach those inputs. Model inputs never get one."""
+    flows = set(seeds)
+    needs = {}
+    for op in ops:
+        needs[op.output] = op.output in flows or any(i in flows for i in op.inputs)
+        if needs[op.output]:
+            flows.add(op.output)
+        if op.output == logits:
+            break
+    return needs
 
 
 _FROZEN_CACHE_SIZE = 4

@@ -13,7 +13,7 @@ trainable layers before the classifier (the last one):
   weight (i, r)    Δacc_W(i, r) = acc(bias-only + layer i's weights, a fraction r of its channels by
                    magnitude) - acc(bias-only); bias-only = classifier + biases of the last --bias-base
 Each entry also carries its scheme's cost: MACs of one training step per sample (SparseTrainer.step_macs)
-and the extra memory in Lin et al.'s accounting (search.scheme.layer_costs: weights + biases + saved
+and the extra memory in Lin et al.'s accounting (search.baselines.scheme_memory: weights + biases + saved
 activations). Measurements go to a JSON-lines cache in --work as they are made, one line per scheme
 and training seed, in a file named by model, dataset and a hash of what changes a number (model file,
 lr, epochs, batch size, gradient format, train/test sizes); a rerun resumes where it stopped, and
@@ -37,7 +37,7 @@ from model_prep.provenance import run_record
 from model_prep.simulate import Simulator
 from model_prep.sparse_train import SparseTrainer, TrainConfig
 from search import tasks
-from search.scheme import layer_costs
+from search.baselines import scheme_memory
 
 FORMAT = "odt-contrib/1"
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,9 +169,7 @@ def train_accuracy(sim, scheme, data, cfg, seed):
 
 def costs(sim, scheme):
     """(extra memory bytes, MACs of one training step per sample) of a scheme."""
-    ops = {op.name: op for op in sim.ops}
-    memory = sum(int(sum(layer_costs(u, ops[u.layer])[:3])) for u in scheme.layers)
-    return memory, int(SparseTrainer(sim, scheme).step_macs())
+    return int(scheme_memory(scheme, sim.ops)), int(SparseTrainer(sim, scheme).step_macs())
 
 
 def measure_all(jobs, sim, data, cfg, cache):

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from model_prep import checkpoint
 from model_prep.models.blocks import count_macs
+from model_prep.pretrain import evaluate
 from model_prep.tflite_graph import load_graph
 
 
@@ -40,12 +41,8 @@ def fine_tune(model, x, y, epochs, lr, batch_size, seed=0, momentum=0.9):
 
 
 def accuracy(model, x, y, batch_size=256):
-    """Top-1 accuracy of the float model on (x float NCHW, y)."""
-    model.eval()
-    x = torch.as_tensor(np.asarray(x, np.float32))
-    with torch.no_grad():
-        pred = torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
-    return float((pred.numpy() == np.asarray(y)).mean()) if len(y) else 0.0
+    """Top-1 accuracy of the float model on (x float NCHW, y): model_prep.pretrain.evaluate."""
+    return evaluate(model, torch.as_tensor(np.asarray(x, np.float32)), torch.as_tensor(np.asarray(y)), batch_size)
 
 
 def full_train_float(task, data, epochs=10, lr=0.003, batch_size=8, seed=0):

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from model_prep import scheme as fmt
 from model_prep.lower import lower
 from model_prep.plan import plan_arena
+from model_prep.sparse_train import gradient_flow
 from search.scheme import layer_costs
 
 GRADIENT_BYTES = {"int8": 1, "int16": 2, "float32": 4}
@@ -67,11 +68,8 @@ def _backward_ops(lowered):
 
 
 def gradient_tensors(lowered, updated):
-    """{tensor: True} for the tensors that get a gradient: at or after an updated layer."""
-    needs = {}
-    for op in _backward_ops(lowered):
-        needs[op.output] = op.name in updated or any(needs.get(t, False) for t in op.inputs)
-    return needs
+    """{tensor: True} for the tensors that get a gradient: at or after an updated layer (the trainer's rule)."""
+    return gradient_flow(lowered, {op.output for op in lowered if op.name in updated}, _backward_ops(lowered)[-1].output)
 
 
 def peak_gradient_elements(graph, lowered, needs):

@@ -24,6 +24,16 @@ def run(*cmd, cwd=ROOT):
     return r
 
 
+def runtime_library(folder, name):
+    """firmware/runtime/<name>.cc with its test shim tests/cpp/<name>_shim.cc as a host shared library (ctypes)."""
+    import ctypes
+    so = Path(folder) / f"lib{name}.so"
+    subprocess.run(["g++", "-std=c++17", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror", "-shared",
+                    "-fPIC", f"-I{ROOT}/firmware/runtime", ROOT / f"firmware/runtime/{name}.cc",
+                    ROOT / f"tests/cpp/{name}_shim.cc", "-o", so], check=True)
+    return ctypes.CDLL(str(so))
+
+
 def build_firmware(board, model_dir, build_dir, app="app"):
     run("make", "-C", ROOT / "firmware", f"BOARD={board}", f"APP={app}", f"MODEL_DIR={model_dir}",
         f"BUILD_DIR={build_dir}")

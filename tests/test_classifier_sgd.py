@@ -1,22 +1,17 @@
 """The classifier's integer SGD: C++ (firmware/runtime/classifier_sgd.cc) == Python twin, and QAS sanity."""
 import ctypes
-import subprocess
 
 import numpy as np
 import pytest
 
 from model_prep import classifier_sgd as sgd
 
-from conftest import ROOT
+from conftest import runtime_library
 
 
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory):
-    so = tmp_path_factory.mktemp("sgd") / "libsgd.so"
-    subprocess.run(["g++", "-std=c++17", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror", "-shared",
-                    "-fPIC", f"-I{ROOT}/firmware/runtime", ROOT / "firmware/runtime/classifier_sgd.cc",
-                    ROOT / "tests/cpp/classifier_sgd_shim.cc", "-o", so], check=True)
-    lib = ctypes.CDLL(str(so))
+    lib = runtime_library(tmp_path_factory.mktemp("sgd"), "classifier_sgd")
     lib.shim_scaled_step.restype = ctypes.c_int32
     lib.shim_scaled_step.argtypes = [ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, ctypes.c_uint64, ctypes.c_int32]
     lib.shim_xorshift64.restype = ctypes.c_uint64

@@ -6,7 +6,7 @@ import subprocess
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, runtime_library
 
 from model_prep import grad_ops as G
 from model_prep.classifier_sgd import exp_table
@@ -23,11 +23,7 @@ def _p(a):
 
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory):
-    so = tmp_path_factory.mktemp("grad_ops") / "libgrad_ops.so"
-    subprocess.run(["g++", "-std=c++17", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror", "-shared",
-                    "-fPIC", f"-I{ROOT}/firmware/runtime", ROOT / "firmware/runtime/grad_ops.cc",
-                    ROOT / "tests/cpp/grad_ops_shim.cc", "-o", so], check=True)
-    lib = ctypes.CDLL(str(so))
+    lib = runtime_library(tmp_path_factory.mktemp("grad_ops"), "grad_ops")
     i32, i64, u32, vp = ctypes.c_int32, ctypes.c_int64, ctypes.c_uint32, ctypes.c_void_p
     lib.shim_round_shift.restype, lib.shim_round_shift.argtypes = i64, [i64, i64]
     lib.shim_round_shift_n.argtypes = [i32, vp, vp, vp]
