@@ -290,6 +290,13 @@ class Device:
         """The first `total` bytes of the trainable-parameter blob, in `chunk`-byte requests."""
         return b"".join(self.params(off, min(chunk, total - off)) for off in range(0, total, chunk))
 
+    def read_trained(self, params: list[dict]) -> dict:
+        """{(layer, "weights" | "bias"): array} of the trained tensors, as model.json's "params" lays them out."""
+        blob = self.read_params(sum(p["bytes"] for p in params))
+        return {(p["layer"], p["tensor"]): np.frombuffer(blob, np.dtype(p["dtype"]).newbyteorder("<"),
+                                                         int(np.prod(p["shape"])), p["offset"]).reshape(p["shape"])
+                for p in params}
+
     def reset(self) -> None:
         self._request(Msg.RESET)
 

@@ -2,11 +2,15 @@
 
     python -m model_prep.bake build/kws/dscnn.tflite -o build/kws/baked [--train classifier] [--lr 0.02]
     python -m model_prep.bake build/kws/dscnn.tflite -o build/kws/baked --scheme scheme.json
+    python -m model_prep.bake plan build/kws/dscnn.tflite scheme.json     # the SRAM it will use
 
-Writes DIR/model_data.cc (the ModelDesc of firmware/runtime/model.h and, when the classifier
-is trained, its ClassifierTraining) and DIR/model.json (a manifest of the same facts). The
-device parses no flatbuffer: every padding, multiplier and arena offset is decided here,
-through model_prep.lower, the same lowering the simulator runs.
+Writes DIR/model_data.cc (the ModelDesc of firmware/runtime/model.h and, when something is
+trained, the Training of firmware/runtime/train.h) and DIR/model.json (a manifest of the same
+facts). The device parses no flatbuffer: every padding, multiplier, arena offset and backward
+step is decided here, through model_prep.lower (the lowering the simulator runs) and
+model_prep.training_plan (the training step SparseTrainer runs). Any int8 .tflite in the
+supported op set bakes, with any scheme naming its layers. `--train classifier` is shorthand
+for the scheme that updates the last fully connected layer's weights and bias.
 """
 import argparse
 import dataclasses
@@ -17,11 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from model_prep import classifier_sgd, int8_params
+from model_prep import int8_params
 from model_prep import scheme as scheme_fmt
 from model_prep.lower import lower
 from model_prep.plan import plan_arena
+from model_prep.sparse_train import TrainConfig
 from model_prep.tflite_graph import ModelError, load_graph
+from model_prep.training_plan import FIRMWARE_STACK_BYTES, FIRMWARE_STATIC_BYTES, TrainingPlan, scheme_for
 
 FORMAT = "odt-baked/1"
 TRAIN_MODES = ("none", "classifier")
@@ -66,7 +72,8 @@ def _struct(params, cls):
 class Baked:
     """Everything bake decides about a model, ready to be written as C++ and JSON."""
 
-    def __init__(self, tflite, train="classifier", lr=0.02, qas=True, labels=None, model_name=None):
+    def __init__(self, tflite, train="classifier", lr=0.02, qas=True, labels=None, model_name=None, scheme=None,
+                 seed=0):
         if train not in TRAIN_MODES:
             raise ModelError(f"--train {train}: expected one of {', '.join(TRAIN_MODES)}")
         self.path = Path(tflite)
@@ -74,54 +81,67 @@ class Baked:
         if len(self.graph.inputs) != 1 or len(self.graph.outputs) != 1:
             raise ModelError(f"{self.path}: {len(self.graph.inputs)} inputs and {len(self.graph.outputs)} outputs; "
                              f"the firmware runs models with one of each")
-        self.ops = lower(self.graph)
         self.sha256 = hashlib.sha256(self.path.read_bytes()).hexdigest()
-        self.train, self.lr, self.qas = train, lr, qas
+        self.scheme = scheme if scheme is not None else scheme_for(train, self.graph)
+        self.lr, self.qas, self.seed = lr, qas, seed
         sidecar = self.path.with_suffix(".json")
         meta = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
         self.model_name = model_name or meta.get("model") or self.path.stem
         out = self.graph.tensors[self.graph.outputs[0]]
         self.num_classes = int(np.prod(out.shape))
         self.labels = labels or meta.get("labels") or [str(i) for i in range(self.num_classes)]
-        self.classifier = self._classifier() if train == "classifier" else None
-        keep = [self.classifier.input] if self.classifier else []
-        self.plan = plan_arena(self.graph, self.ops, keep=keep)
+        if self.scheme.layers:
+            if self.num_classes > 256:   # labels travel as one byte
+                raise ModelError(f"{self.path}: training supports up to 256 classes (the model has {self.num_classes})")
+            self.training = TrainingPlan(self.path, self.scheme, TrainConfig(lr=lr, qas=qas, seed=seed))
+            self.ops, self.plan = self.training.ops, self.training
+        else:
+            self.training = None
+            self.ops = lower(self.graph)
+            self.plan = plan_arena(self.graph, self.ops)
 
-    def _classifier(self):
-        last = self.ops[-1]
-        if last.kind != "fully_connected" or last.output != self.graph.outputs[0]:
-            raise ModelError(f"{self.path}: --train classifier needs the model to end in FULLY_CONNECTED "
-                             f"(it ends in {last.kind})")
-        if last.weights.shape[0] > 256:   # labels travel as one byte; the app's gradient scratch holds 256
-            raise ModelError(f"{self.path}: --train classifier supports up to 256 classes "
-                             f"('{last.name}' has {last.weights.shape[0]})")
-        if last.bias is None:   # the converter drops an all-zero bias; a trained one starts from zero
-            last.bias = np.zeros(last.weights.shape[0], np.int32)
-        return last
+    @property
+    def train(self):
+        """The scheme's name ("none", "classifier", or the scheme file's)."""
+        return self.scheme.name or ("none" if not self.scheme.layers else "scheme")
 
-    def training_constants(self):
-        fc = self.classifier
-        x, w, y = self.graph.tensors[fc.input], self.graph.tensors[self.graph.ops[-1].inputs[1]], self.graph.tensors[fc.output]
-        return classifier_sgd.training_constants(x.scale[0], x.zero_point[0], w.scale, y.scale[0], self.lr, self.qas)
+    def sram_bytes(self):
+        """The planned SRAM of the firmware: arena, trained parameters, gradient exponents, firmware statics, stack."""
+        if self.training:
+            return self.training.sram_bytes()
+        return self.plan.arena_bytes + FIRMWARE_STATIC_BYTES + FIRMWARE_STACK_BYTES
+
+    def params(self):
+        """[{layer, tensor, dtype, shape, offset, bytes}]: the PARAMS blob (trained tensors, SRAM copies)."""
+        out, offset = [], 0
+        for i, what in (self.training.params if self.training else []):
+            op = self.ops[i]
+            a = op.weights if what == "weights" else op.bias
+            out.append({"layer": op.name, "tensor": what, "dtype": str(a.dtype), "shape": list(a.shape),
+                        "offset": offset, "bytes": int(a.nbytes)})
+            offset += int(a.nbytes)
+        return out
 
     def info(self):
         inp = self.graph.tensors[self.graph.inputs[0]]
-        trainable = 0
-        if self.classifier:
-            trainable = self.classifier.weights.size + 4 * self.classifier.bias.size
+        updates = [{"layer": self.ops[i].name, "bias": u.bias, "channels": len(u.channels),
+                    "of": int(self.ops[i].weights.shape[-1]), "rows": len(u.rows) if len(u.channels) else 0}
+                   for i, u in sorted(self.training.updates.items())] if self.training else []
         return {
             "model": self.model_name, "scheme": self.train, "tflite_sha256": self.sha256[:16],
             "input_shape": list(inp.shape),
             "input_scale": None if inp.scale is None else float(inp.scale[0]),
             "input_zero_point": None if inp.zero_point is None else int(inp.zero_point[0]),
             "num_classes": self.num_classes,
-            "labels": self.labels, "arena_bytes": self.plan.arena_bytes, "trainable_bytes": int(trainable),
+            "labels": self.labels, "arena_bytes": self.plan.arena_bytes,
+            "trainable_bytes": int(sum(p["bytes"] for p in self.params())),
+            "planned_sram_bytes": int(self.sram_bytes()), "updates": updates,
             "lr": self.lr, "qas": self.qas,
         }
 
     def manifest(self):
         return {
-            "format": FORMAT, "tflite": str(self.path), **self.info(),
+            "format": FORMAT, "tflite": str(self.path), **self.info(), "params": self.params(),
             "ops": [{"name": op.name, "kind": op.kind, "input": self.plan.offsets[op.input],
                      "inputs": [self.plan.offsets[t] for t in op.inputs],
                      "output": self.plan.offsets[op.output], "in_dims": list(op.in_dims),
@@ -130,22 +150,21 @@ class Baked:
 
     def cpp(self):
         src = ["// Generated by model_prep/bake.py from " + self.path.name + " (sha256 " + self.sha256[:16] + ").",
-               "// Do not edit: re-run bake.", '#include "model.h"', '#include "classifier_sgd.h"', "",
+               "// Do not edit: re-run bake.", '#include "model.h"', '#include "train.h"', "",
                "namespace odt {", "namespace {", ""]
         entries = []
+        trained = {(i, what) for i, what in (self.training.params if self.training else [])}
         for i, op in enumerate(self.ops):
             w = b = m = s = "nullptr"
             if op.weights is not None:
-                trained = self.classifier is op
                 w = f"w{i}"
-                src.append(_array("int8_t", w + ("_init" if trained else ""), op.weights))
-                if trained:
+                src.append(_array("int8_t", w + ("_init" if (i, "weights") in trained else ""), op.weights))
+                if (i, "weights") in trained:
                     src.append(f"alignas(16) int8_t {w}[{op.weights.size}];  // SRAM copy, trained\n")
             if op.bias is not None:
-                trained = self.classifier is op
                 b = f"b{i}"
-                src.append(_array("int32_t", b + ("_init" if trained else ""), op.bias))
-                if trained:
+                src.append(_array("int32_t", b + ("_init" if (i, "bias") in trained else ""), op.bias))
+                if (i, "bias") in trained:
                     src.append(f"alignas(16) int32_t {b}[{op.bias.size}];  // SRAM copy, trained\n")
             if op.quant is not None:
                 m, s = f"m{i}", f"s{i}"
@@ -165,28 +184,61 @@ class Baked:
         src.append(f'extern const ModelDesc kModel = {{"{self.model_name}", kOps, {len(self.ops)}, arena, '
                    f"{self.plan.arena_bytes}, {self.plan.offsets[inp]}, {self.plan.sizes[inp]}, "
                    f'{self.plan.offsets[out]}, {self.plan.sizes[out]},\n    "{info}"}};\n')
-        src.append(self._training_cpp())
+        src.append(training_cpp(self.training) if self.training else
+                   "extern const Training* const kTraining = nullptr;  // nothing is trained\n")
         src.append("}  // namespace odt\n")
         return "\n".join(src)
 
-    def _training_cpp(self):
-        if not self.classifier:
-            return ("extern const int32_t kTrainingInputOffset = 0;  // unused: nothing is trained\n"
-                    "extern const ClassifierTraining* const kTraining = nullptr;\n")
-        i = self.ops.index(self.classifier)
-        t = self.training_constants()
-        fc = self.classifier
-        return "\n".join([
-            "namespace {",
-            _array("int32_t", "tw_mult", t.w_mult), _array("int32_t", "tw_exp", t.w_exp),
-            _array("int32_t", "tb_mult", t.b_mult), _array("int32_t", "tb_exp", t.b_exp),
-            _array("uint32_t", "exp_table", t.table),
-            f"const ClassifierTraining training = {{{fc.weights.shape[1]}, {fc.weights.shape[0]}, "
-            f"{t.input_zero_point}, w{i}, b{i}, w{i}_init, b{i}_init, tw_mult, tw_exp, tb_mult, tb_exp, "
-            f"exp_table, {t.seed}ull}};",
-            "}  // namespace",
-            f"extern const int32_t kTrainingInputOffset = {self.plan.offsets[fc.input]};",
-            "extern const ClassifierTraining* const kTraining = &training;", ""])
+
+def _ints(name, values, ctype="int32_t"):
+    return _array(ctype, name, values) if len(values) else f"const {ctype}* const {name} = nullptr;\n"
+
+
+def _grad_ref(plan, gid):
+    return f"{{{plan.grad_offset(gid)}, {-1 if gid is None else gid}}}"
+
+
+def training_cpp(plan):
+    """The Training of firmware/runtime/train.h for a TrainingPlan: saves, backward steps, updates, copies."""
+    off = lambda key: -1 if key is None else plan.offset(key)   # noqa: E731
+    src = ["namespace {"]
+    for i, u in sorted(plan.updates.items()):
+        src += [_ints(f"ch{i}", u.channels), _ints(f"rows{i}", u.rows), _ints(f"wm{i}", u.w_mult),
+                _ints(f"wk{i}", u.w_exp), _ints(f"bm{i}", u.b_mult), _ints(f"bk{i}", u.b_exp)]
+        weights = f"w{i}" if len(u.channels) else "nullptr"
+        bias = f"b{i}" if u.bias else "nullptr"
+        src.append(f"const LayerUpdate u{i} = {{{weights}, {bias}, ch{i}, {len(u.channels)}, rows{i}, {len(u.rows)}, "
+                   f"{off(u.saved)}, wm{i}, wk{i}, bm{i}, bk{i}, {2 * i}u}};\n")
+    saves = sorted(plan.saves, key=lambda s: s.after_op)
+    for k, s in enumerate(saves):
+        if s.kind == "channels":
+            src.append(_ints(f"save_ch{k}", s.channels))
+    src.append("const SaveDesc saves[] = {\n" + "\n".join(
+        f"    {{{s.after_op}, {'kSaveMask' if s.kind == 'mask' else 'kSaveChannels'}, {plan.offsets[s.src]}, "
+        f"{plan.offset(s.key)}, {s.count}, {s.stride}, {f'save_ch{k}' if s.kind == 'channels' else 'nullptr'}, "
+        f"{0 if s.channels is None else len(s.channels)}, {s.act_min}, {s.act_max}}}," for k, s in enumerate(saves))
+        + "\n};\n")
+    kinds = {"loss": "kBackLoss", "layer": "kBackLayer", "add": "kBackAdd", "mean": "kBackMean", "pad": "kBackPad",
+             "copy": "kBackCopy"}
+    src.append("const BackStep steps[] = {\n" + "\n".join(
+        f"    {{{kinds[s.kind]}, {s.op}, {_grad_ref(plan, s.g)}, {off(s.mask)}, "
+        f"{{{_grad_ref(plan, s.gx[0])}, {_grad_ref(plan, s.gx[1])}}}, "
+        f"{{{_value(s.accumulate[0])}, {_value(s.accumulate[1])}}}, {off(s.tmp)}, {off(s.scratch)}, "
+        f"{{{int(s.mult[0])}, {int(s.mult[1])}}}, {{{int(s.shift[0])}, {int(s.shift[1])}}}, "
+        f"{'&u%d' % s.op if s.update else 'nullptr'}}}," for s in plan.steps) + "\n};\n")
+    src.append(f"int32_t exponents[{len(plan.grad_size)}];\n")
+    src.append(_array("uint32_t", "exp_table", plan.trainer.table))
+    copies = [(f"w{i}" if what == "weights" else f"b{i}", plan.ops[i].weights.size if what == "weights"
+               else 4 * plan.ops[i].bias.size) for i, what in plan.params]
+    src.append("const ParamCopy params[] = {\n" + "\n".join(
+        f"    {{{name}, {name}_init, {size}}}," for name, size in copies) + "\n};\n")
+    logits = plan.trainer.logits
+    src.append(f"const Training training = {{saves, {len(saves)}, steps, {len(plan.steps)}, exponents, exp_table, "
+               f"{len(plan.trainer.table)}, {plan.offsets[logits]}, {int(np.prod(plan.graph.tensors[logits].shape))}, "
+               f"params, {len(copies)}, {int(plan.config.seed)}}};")
+    src.append("}  // namespace")
+    src.append("extern const Training* const kTraining = &training;\n")
+    return "\n".join(src)
 
 
 def bake(tflite, out_dir, **kw):
@@ -198,14 +250,34 @@ def bake(tflite, out_dir, **kw):
     return baked
 
 
-def train_mode(scheme, tflite):
-    """The runtime's training mode for a scheme: "none" or "classifier" (SchemeError for what it cannot run)."""
-    graph = load_graph(tflite)
-    scheme_fmt.check_runnable(scheme_fmt.validate(scheme, graph), graph)
-    return "classifier" if scheme.layers else "none"
+def plan_main(argv):
+    """`bake plan MODEL.tflite SCHEME.json`: the SRAM the device will use, without writing anything."""
+    ap = argparse.ArgumentParser(prog="python -m model_prep.bake plan",
+                                 description="print the total SRAM the device will use to train SCHEME")
+    ap.add_argument("tflite", type=Path)
+    ap.add_argument("scheme", type=Path)
+    ap.add_argument("--json", action="store_true", help="print the breakdown as JSON")
+    args = ap.parse_args(argv)
+    try:
+        b = Baked(args.tflite, scheme=scheme_fmt.load(args.scheme))
+    except (ModelError, scheme_fmt.SchemeError) as e:
+        sys.exit(f"bake plan: {e}")
+    t = b.training
+    parts = {"arena_bytes": b.plan.arena_bytes, "param_bytes": t.param_bytes() if t else 0,
+             "gradient_exponent_bytes": 4 * len(t.grad_size) if t else 0,
+             "firmware_static_bytes": FIRMWARE_STATIC_BYTES, "stack_bytes": FIRMWARE_STACK_BYTES,
+             "total_sram_bytes": b.sram_bytes()}
+    if args.json:
+        print(json.dumps(parts))
+        return
+    for k, v in parts.items():
+        print(f"{k:24s} {v:9d}")
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["plan"]:
+        return plan_main(argv[1:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("tflite", type=Path)
     ap.add_argument("-o", "--out", type=Path, required=True, help="output folder for the C++ sources")
@@ -214,14 +286,17 @@ def main(argv=None):
     which.add_argument("--scheme", type=Path, help="an odt-scheme/1 file saying what the device trains")
     ap.add_argument("--lr", type=float, default=0.02, help="on-device SGD learning rate")
     ap.add_argument("--no-qas", action="store_true", help="plain int8 SGD without Quantization-Aware Scaling")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the stochastic rounding")
     args = ap.parse_args(argv)
     try:
-        train = args.train if args.scheme is None else train_mode(scheme_fmt.load(args.scheme), args.tflite)
-        b = bake(args.tflite, args.out, train=train, lr=args.lr, qas=not args.no_qas)
+        scheme = scheme_fmt.load(args.scheme) if args.scheme else None
+        b = bake(args.tflite, args.out, train=args.train, scheme=scheme, lr=args.lr, qas=not args.no_qas,
+                 seed=args.seed)
     except (ModelError, scheme_fmt.SchemeError) as e:
         sys.exit(f"bake: {e}")
     print(f"baked {args.tflite} -> {args.out}: {len(b.ops)} ops, arena {b.plan.arena_bytes} bytes, "
-          f"trains {b.train}")
+          f"trains {b.train} ({len(b.training.updates) if b.training else 0} layers), "
+          f"planned SRAM {b.sram_bytes()} bytes")
 
 
 if __name__ == "__main__":

@@ -22,13 +22,13 @@ Updates round stochastically for weights (int8: small steps must still move them
 and to nearest for int32 biases, with random numbers from a counter-based hash (`uniform32`),
 so any element's random number is known without generating the ones before it.
 """
+import math
 from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model_prep.classifier_sgd import fixed_multiplier
 
 FORMATS = {"int8": 8, "int16": 16, "float32": None}
 UPDATE_BITS = 15          # update multipliers: m in [2^14, 2^15), real = m * 2^(k - 15)
@@ -228,13 +228,21 @@ def pad_input_grad(g, op):
 # -- loss ---------------------------------------------------------------------------------------
 
 Q15 = 1 << 15
+EXP_TABLE_SIZE = 256
+EXP_ONE = 1 << 16
+
+
+def exp_table(logit_scale):
+    """round(2^16 exp(-d s_logits)) for d = 0..255: the softmax weights of int8 logit differences."""
+    s = float(np.float32(logit_scale))
+    return np.array([math.floor(EXP_ONE * math.exp(-d * s) + 0.5) for d in range(EXP_TABLE_SIZE)], dtype=np.uint32)
 
 
 def softmax_ce_grad(logits, labels, table, fmt, logit_scale):
     """dL/dq of softmax cross-entropy over int8 logits [N, K]: (p - onehot) in Q15 (exponent -15).
 
     Integer formats take p from the baked table of round(2^16 exp(-d s)) for logit differences d
-    (the classifier_sgd arithmetic, batched); the caller scales by s_logits. float32 computes p."""
+    (exp_table); the caller scales by s_logits. float32 computes p."""
     logits = torch.as_tensor(np.asarray(logits)).to(torch.int64).reshape(len(labels), -1)
     labels = torch.as_tensor(np.asarray(labels, np.int64))
     onehot = F.one_hot(labels, logits.shape[1])
@@ -250,6 +258,19 @@ def softmax_ce_grad(logits, labels, table, fmt, logit_scale):
 
 
 # -- update -------------------------------------------------------------------------------------
+
+
+def fixed_multiplier(real, bits=31):
+    """(m, e) with real = m * 2^(e - bits), m in [2^(bits-1), 2^bits): like QuantizeMultiplier (bits 31),
+    no range clamp; (0, 0) for 0."""
+    if real == 0.0:
+        return 0, 0
+    frac, exp = math.frexp(real)
+    m = math.floor(frac * (1 << bits) + 0.5)
+    if m == 1 << bits:
+        m //= 2
+        exp += 1
+    return int(m), int(exp)
 
 
 def update_multiplier(real):

@@ -187,14 +187,3 @@ def validate(scheme, graph):
             raise SchemeError(f"scheme '{scheme.name}': layer '{u.layer}' has {kh} kernel rows")
     return scheme
 
-
-def check_runnable(scheme, graph):
-    """Raise SchemeError for what today's C++ runtime cannot train: it trains the classifier only
-    (full weights and bias of the final FULLY_CONNECTED); sparse backward is the next step."""
-    last = graph.tensors[graph.ops[-1].outputs[0]].name
-    for u in scheme.layers:
-        if u.layer != last or graph.ops[-1].kind != "FULLY_CONNECTED" or not u.bias or u.weight.kind != "full":
-            raise SchemeError(f"scheme '{scheme.name}': the runtime cannot train '{u.layer}' "
-                              f"({'bias' if u.bias else 'no bias'}, weight {u.weight.kind}) yet; it trains the "
-                              f"classifier '{last}' with full weights and bias")
-    return scheme

@@ -23,7 +23,7 @@ import torch
 
 from model_prep import grad_ops
 from model_prep import scheme as fmt
-from model_prep.classifier_sgd import exp_table
+from model_prep.grad_ops import exp_table
 from model_prep.int8_params import quantize_multiplier
 from model_prep.simulate import Simulator
 

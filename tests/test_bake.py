@@ -189,14 +189,20 @@ def test_plan_never_overlaps_live_tensors_on_random_graphs():
 @pytest.mark.parametrize("name,train", [("conv", "none"), ("dscnn", "none"), ("dscnn", "classifier"),
                                         ("flatten_fc", "classifier"), ("reshape_mid", "none")])
 def test_manifest_states_the_plan(models, name, train, tmp_path):
+    from model_prep.training_plan import TrainingPlan, scheme_for
     run = run_bake(models[name], "-o", tmp_path, "--train", train)
     assert run.returncode == 0, run.stderr
     manifest = json.loads((tmp_path / "model.json").read_text())
     graph = load_graph(models[name])
-    lowered = lower(graph)
-    keep = [lowered[-1].input] if train == "classifier" else []
-    plan = plan_arena(graph, lowered, keep=keep)
-    check_plan(graph, lowered, plan, keep)
+    if train == "none":
+        lowered = lower(graph)
+        plan = plan_arena(graph, lowered)
+        check_plan(graph, lowered, plan, ())
+    else:
+        plan = TrainingPlan(models[name], scheme_for(train, graph))
+        lowered = plan.ops
+        check_plan(graph, lowered, plan, [plan.trainer.logits])
+        assert manifest["params"][0]["layer"] == lowered[-1].name and manifest["trainable_bytes"] > 0
     assert manifest["format"] == FORMAT == "odt-baked/1"
     assert manifest["scheme"] == train and manifest["arena_bytes"] == plan.arena_bytes
     assert [(o["name"], o["kind"], o["input"], o["output"]) for o in manifest["ops"]] == [
@@ -214,41 +220,66 @@ def test_model_data_compiles(models, name, train, tmp_path):
     assert cc.returncode == 0, cc.stderr
     # Every symbol firmware/app/app.cc declares extern, whether or not the model trains.
     symbols = subprocess.run(["nm", "-C", "--defined-only", obj], capture_output=True, text=True, check=True).stdout
-    for sym in ("odt::kModel", "odt::kTraining", "odt::kTrainingInputOffset"):
+    for sym in ("odt::kModel", "odt::kTraining"):
         assert any(line.endswith(" " + sym) for line in symbols.splitlines()), (sym, symbols)
 
 
 def test_a_classifier_without_bias_trains_from_a_zero_bias(models, tmp_path):
-    from model_prep import classifier_sgd
-    from model_prep.bake import Baked
+    from model_prep.sparse_train import SparseTrainer
+    from model_prep.training_plan import TrainingPlan, scheme_for
     r = run_bake(models["fc_no_bias"], "-o", tmp_path / "out", "--train", "classifier")
     assert r.returncode == 0, r.stderr
-    baked = Baked(models["fc_no_bias"])
-    fc = baked.classifier
-    assert not fc.bias.any()
-    w, b = fc.weights.copy(), fc.bias.copy()
-    x = np.full(fc.weights.shape[1], 50, np.int8)
-    classifier_sgd.sgd_step(baked.training_constants(), w, b, x, np.zeros(4, np.int8), 2, 1)
+    assert "b0_init[4]" in (tmp_path / "out" / "model_data.cc").read_text()
+    scheme = scheme_for("classifier", load_graph(models["fc_no_bias"]))
+    assert not TrainingPlan(models["fc_no_bias"], scheme).ops[0].bias.any()
+    t = SparseTrainer(models["fc_no_bias"], scheme)
+    t.step(np.full((1, 8), 50, np.int8), [2])
+    b = t.overrides[t.ops[0].name][1].numpy()
     assert b[2] > 0 and (b[[0, 1, 3]] < 0).all()
 
 
-def test_bake_reads_a_scheme_and_refuses_what_the_runtime_cannot_train(models, tmp_path):
+def test_bake_reads_a_scheme_and_refuses_what_it_cannot_train(models, tmp_path):
     from model_prep import scheme as fmt
     graph = load_graph(models["dscnn"])
     names = list(fmt.trainable_layers(graph))
     classifier = {"layer": names[-1], "bias": True, "weight": {"kind": "full"}}
-    for layers, trains in (([classifier], "classifier"), ([], "none")):
+    sparse = [classifier, {"layer": names[-2], "bias": True, "weight": {"kind": "channels", "ratio": 0.5}},
+              {"layer": names[1], "bias": True}]
+    for layers, trains in (([classifier], "one"), ([], "none"), (sparse, "three")):
         path = tmp_path / f"{trains}.json"
-        fmt.from_dict({"format": fmt.FORMAT, "model": "dscnn", "layers": layers}).save(path)
+        fmt.from_dict({"format": fmt.FORMAT, "model": "dscnn", "name": trains, "layers": layers}).save(path)
         r = run_bake(models["dscnn"], "-o", tmp_path / trains, "--scheme", path)
         assert r.returncode == 0, r.stderr
-        assert json.loads((tmp_path / trains / "model.json").read_text())["scheme"] == trains
-    sparse = tmp_path / "sparse.json"
-    fmt.from_dict({"format": fmt.FORMAT, "model": "dscnn", "name": "two",
-                   "layers": [classifier, {"layer": names[-2], "bias": True}]}).save(sparse)
-    line = refused(run_bake(models["dscnn"], "-o", tmp_path / "sparse", "--scheme", sparse))
-    assert "cannot train" in line and names[-2] in line, line
+        manifest = json.loads((tmp_path / trains / "model.json").read_text())
+        assert manifest["scheme"] == trains
+        assert [u["layer"] for u in manifest["updates"]] == sorted((u["layer"] for u in layers), key=names.index)
+    assert [u["channels"] for u in manifest["updates"]] == [0, 4, 8]   # bias only, half of 8, all of 8
     unknown = tmp_path / "unknown.json"
     fmt.from_dict({"format": fmt.FORMAT, "model": "dscnn", "layers": [{"layer": "nope", "bias": True}]}).save(unknown)
     line = refused(run_bake(models["dscnn"], "-o", tmp_path / "unknown", "--scheme", unknown))
     assert "no trainable layer 'nope'" in line, line
+    no_logits = tmp_path / "avgpool.json"
+    conv = list(fmt.trainable_layers(load_graph(models["avgpool"])))[0]
+    fmt.from_dict({"format": fmt.FORMAT, "model": "avgpool", "layers": [{"layer": conv, "bias": True}]}).save(no_logits)
+    line = refused(run_bake(models["avgpool"], "-o", tmp_path / "avgpool", "--scheme", no_logits))
+    assert "fully connected layer" in line and str(models["avgpool"]) in line, line
+
+
+def test_bake_plan_prints_the_total_sram(models, tmp_path):
+    from model_prep import scheme as fmt
+    names = list(fmt.trainable_layers(load_graph(models["dscnn"])))
+    small, big = tmp_path / "small.json", tmp_path / "big.json"
+    fmt.from_dict({"format": fmt.FORMAT, "model": "dscnn", "layers": [{"layer": names[-1], "bias": True}]}).save(small)
+    fmt.from_dict({"format": fmt.FORMAT, "model": "dscnn", "layers": [
+        {"layer": n, "bias": True, "weight": {"kind": "full"}} for n in names]}).save(big)
+    totals = []
+    for path in (small, big):
+        r = run_bake("plan", models["dscnn"], path, "--json")
+        assert r.returncode == 0, r.stderr
+        parts = json.loads(r.stdout)
+        assert parts["total_sram_bytes"] == sum(v for k, v in parts.items() if k != "total_sram_bytes") or \
+            parts["total_sram_bytes"] >= parts["arena_bytes"] + parts["param_bytes"]
+        totals.append(parts)
+    assert totals[1]["param_bytes"] > totals[0]["param_bytes"] and totals[1]["arena_bytes"] > totals[0]["arena_bytes"]
+    line = refused(run_bake("plan", models["dscnn"], tmp_path / "missing.json"))
+    assert "missing.json" in line, line

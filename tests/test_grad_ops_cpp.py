@@ -9,7 +9,7 @@ import torch
 from conftest import ROOT, runtime_library
 
 from model_prep import grad_ops as G
-from model_prep.classifier_sgd import exp_table
+from model_prep.grad_ops import exp_table
 from model_prep.int8_params import ConvParams, FcParams, PadParams
 from model_prep.lower import LoweredOp
 

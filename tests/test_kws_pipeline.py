@@ -1,6 +1,6 @@
 """The keyword-spotting path end to end on a small real pipeline (see conftest.kws):
 export names, simulator and host firmware bit-exact with tflite-micro, the on-device
-training step bit-exact with its Python reference, and the emulated Cortex-M7 run."""
+emulated Cortex-M7 run (the training step against the simulator: tests/test_train_engine.py)."""
 import json
 import subprocess
 
@@ -9,7 +9,6 @@ import pytest
 
 from host_tools.boards import launch
 from host_tools.protocol import Device, DeviceError, Msg
-from model_prep import classifier_sgd
 from model_prep.bake import Baked
 from model_prep.data import datasets
 from model_prep.simulate import Simulator
@@ -48,35 +47,6 @@ def test_host_firmware_equals_tflite_micro_on_every_test_sample(kws):
     with launch("host", kws.host_elf) as url, Device(url) as dev:
         got = np.stack([dev.evaluate(x.tobytes()).logits for x in q])
     assert np.array_equal(got, expected)
-
-
-def reference_training(kws, xs, ys):
-    """Python twin of the device: simulator forward + classifier_sgd, sample by sample."""
-    baked = Baked(kws.tflite, train="classifier", lr=0.02)
-    sim = Simulator(baked.graph, baked.ops)
-    fc = baked.classifier
-    w, b = fc.weights.copy(), fc.bias.copy()
-    t = baked.training_constants()
-    state, preds = t.seed, []
-    for x, y in zip(xs, ys):
-        acts = sim.run(x[None], keep=True, overrides={fc.name: (w, b)})
-        logits = acts[fc.output].reshape(-1)
-        preds.append(int(np.argmax(logits)))
-        state = classifier_sgd.sgd_step(t, w, b, acts[fc.input].reshape(-1), logits, int(y), state)
-    return preds, w, b
-
-
-def test_training_step_equals_python_reference_bit_for_bit(kws):
-    xs, ys = device_inputs(kws, "train", limit=40)
-    preds, w, b = reference_training(kws, xs, ys)
-    with launch("host", kws.host_elf) as url, Device(url) as dev:
-        dev.reset()
-        got = [dev.train(int(y), x.tobytes()).pred for x, y in zip(xs, ys)]
-        blob = dev.read_params(dev.info()["params_bytes"])
-    assert got == preds
-    assert np.array_equal(np.frombuffer(blob[:w.size], np.int8).reshape(w.shape), w)
-    assert np.array_equal(np.frombuffer(blob[w.size:], "<i4"), b)
-    assert not np.array_equal(w, Baked(kws.tflite).classifier.weights), "training changed nothing"
 
 
 def test_qemu_end_to_end_stream_trains_and_matches_host(kws, tmp_path):

@@ -64,14 +64,6 @@ def test_magnitude_selection_keeps_the_largest_channels():
                                                                                    select="random")), w)) == 4
 
 
-def test_runtime_check_accepts_the_classifier_only_today(kws):
-    g = load_graph(kws.tflite)
-    classifier = fmt.from_dict({**SPARSE, "layers": SPARSE["layers"][:1]})
-    assert fmt.check_runnable(classifier, g) is classifier
-    with pytest.raises(fmt.SchemeError, match="cannot train 'blocks.3.pw'"):
-        fmt.check_runnable(fmt.from_dict(SPARSE), g)
-
-
 def test_show_prints_memory_and_compute(kws, tmp_path):
     fmt.from_dict(SPARSE).save(tmp_path / "s.json")
     r = subprocess.run([PY, "-m", "search.scheme", "show", tmp_path / "s.json", "--model", kws.tflite],

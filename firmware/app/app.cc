@@ -1,18 +1,18 @@
 // The on-device training application: serves the framed serial protocol (runtime/protocol.h)
-// over the board's HAL, runs the baked model, and trains its classifier on streamed samples.
+// over the board's HAL, runs the baked model, and trains it on streamed samples: the layers,
+// channels and biases its scheme names (runtime/train.h), one sparse-update step per sample.
 // The same file runs on host, under QEMU and on the STM32F746.
 #include <stdio.h>
 #include <string.h>
 
-#include "classifier_sgd.h"
 #include "hal/hal.h"
 #include "model.h"
 #include "protocol.h"
+#include "train.h"
 
 namespace odt {
 extern const ModelDesc kModel;
-extern const ClassifierTraining* const kTraining;  // nullptr when the model is inference-only
-extern const int32_t kTrainingInputOffset;
+extern const Training* const kTraining;  // nullptr when the model is inference-only
 }  // namespace odt
 
 namespace {
@@ -21,14 +21,13 @@ using namespace odt;
 
 uint8_t rx_buffer[kMaxPayload];
 uint8_t tx_buffer[kMaxFrameSize];
-int32_t grad_scratch[256];
 
 struct Stats {
   uint32_t samples_trained, train_correct, evals;
   uint32_t train_ticks, eval_ticks;
   uint32_t last_train_ticks, last_eval_ticks;
 } stats;
-uint64_t rng_state;
+int64_t steps_done;  // updates applied since boot or RESET (the stochastic rounding's counter)
 
 // Whether LOAD has staged an input that no forward pass has consumed yet (the arena reuses the
 // input's bytes during the forward pass, so a staged input serves exactly one TRAIN or EVAL).
@@ -50,25 +49,21 @@ void send_error(uint8_t code, const char* message) {
 }
 
 void restore_params() {
-  if (kTraining == nullptr) return;
-  const ClassifierTraining& t = *kTraining;
-  memcpy(t.weights, t.weights_init, static_cast<size_t>(t.in_features * t.out_features));
-  memcpy(t.bias, t.bias_init, sizeof(int32_t) * static_cast<size_t>(t.out_features));
-  rng_state = t.seed;
+  if (kTraining != nullptr) training_reset(*kTraining);
+  steps_done = 0;
   memset(&stats, 0, sizeof(stats));
   last_train.valid = false;
 }
 
-int32_t params_bytes() {
-  return kTraining ? kTraining->out_features * (kTraining->in_features + 4) : 0;
-}
+int32_t params_bytes() { return training_param_bytes(kTraining); }
 
-// Forward pass on `input` (nullptr: the input staged by LOAD); returns the arg-max class and its ticks.
-int32_t forward(const uint8_t* input, uint32_t* ticks) {
+// Forward pass on `input` (nullptr: the input staged by LOAD), keeping what a training step
+// needs when `train`; returns the arg-max class and its ticks.
+int32_t forward(const uint8_t* input, bool train, uint32_t* ticks) {
   const uint32_t start = hal_ticks();
   if (input) memcpy(kModel.arena + kModel.input_offset, input, static_cast<size_t>(kModel.input_bytes));
   input_loaded = false;
-  invoke(kModel);
+  forward_with_saves(kModel, train ? kTraining : nullptr);
   const int8_t* out = kModel.arena + kModel.output_offset;
   int32_t best = 0;
   for (int32_t i = 1; i < kModel.output_bytes; ++i) best = out[i] > out[best] ? i : best;
@@ -113,13 +108,12 @@ void handle_train(const uint8_t* payload, size_t len) {
   if (last_train.valid && seq == last_train.seq)
     return send(kMsgTrain | kMsgResponseBit, last_train.reply, sizeof(last_train.reply));
   const int32_t label = payload[2];
-  if (label >= kModel.output_bytes) return send_error(kErrBadValue, "label out of range");
+  if (label >= kTraining->num_classes) return send_error(kErrBadValue, "label out of range");
   if (staged && !input_loaded) return send_error(kErrBadValue, "TRAIN: no input staged by LOAD");
   uint32_t ticks;
-  const int32_t pred = forward(staged ? nullptr : payload + 3, &ticks);
+  const int32_t pred = forward(staged ? nullptr : payload + 3, true, &ticks);
   const uint32_t start = hal_ticks();
-  classifier_sgd_step(*kTraining, kModel.arena + kTrainingInputOffset, kModel.arena + kModel.output_offset,
-                      label, &rng_state, grad_scratch);
+  train_step(kModel, *kTraining, label, steps_done++);
   ticks += hal_ticks() - start;
   stats.samples_trained++;
   stats.train_correct += pred == label;
@@ -138,7 +132,7 @@ void handle_eval(const uint8_t* payload, size_t len) {
     return send_error(kErrBadLength, "EVAL: input bytes, or none after LOAD");
   if (staged && !input_loaded) return send_error(kErrBadValue, "EVAL: no input staged by LOAD");
   uint32_t ticks;
-  const int32_t pred = forward(staged ? nullptr : payload, &ticks);
+  const int32_t pred = forward(staged ? nullptr : payload, false, &ticks);
   stats.evals++;
   stats.eval_ticks += ticks;
   stats.last_eval_ticks = ticks;
@@ -173,19 +167,21 @@ void handle_output(const uint8_t* payload, size_t len) {
   send(kMsgOutput | kMsgResponseBit, rx_buffer, count);
 }
 
-// The trainable-parameter blob: int8 weights [out][in], then int32 LE biases [out].
+// The trained-parameter blob: each trained tensor's bytes in the order of model.json's "params"
+// (int8 weights as laid out in the model, int32 biases little-endian).
 void handle_params(const uint8_t* payload, size_t len) {
   if (len != 6) return send_error(kErrBadLength, "PARAMS: u32 offset + u16 length");
   const uint32_t offset = get_u32le(payload), count = get_u16le(payload + 4);
   const uint32_t total = static_cast<uint32_t>(params_bytes());
   if (offset > total || count > total - offset || count > kMaxPayload)
     return send_error(kErrBadValue, "PARAMS: range outside the parameter blob");
-  const uint32_t wbytes = total ? static_cast<uint32_t>(kTraining->in_features * kTraining->out_features) : 0;
-  for (uint32_t i = 0; i < count; ++i) {
-    const uint32_t at = offset + i;
-    rx_buffer[i] = at < wbytes ? static_cast<uint8_t>(kTraining->weights[at])
-                               : static_cast<uint8_t>(static_cast<uint32_t>(kTraining->bias[(at - wbytes) / 4]) >>
-                                                      (8 * ((at - wbytes) % 4)));
+  uint32_t at = 0;   // the blob's offset of the current tensor
+  for (int32_t k = 0; k < kTraining->n_params; ++k) {
+    const ParamCopy& p = kTraining->params[k];
+    const uint32_t bytes = static_cast<uint32_t>(p.bytes);
+    const uint32_t lo = offset > at ? offset : at, hi = offset + count < at + bytes ? offset + count : at + bytes;
+    if (lo < hi) memcpy(rx_buffer + (lo - offset), static_cast<const uint8_t*>(p.dst) + (lo - at), hi - lo);
+    at += bytes;
   }
   send(kMsgParams | kMsgResponseBit, rx_buffer, count);
 }

@@ -63,5 +63,7 @@ struct ModelDesc {
 
 // Runs every op of the model on the input already in the arena.
 void invoke(const ModelDesc& model);
+// Runs op i alone.
+void invoke_op(const ModelDesc& model, int32_t i);
 
 }  // namespace odt

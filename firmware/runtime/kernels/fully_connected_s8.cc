@@ -1,12 +1,15 @@
 // fully_connected_s8: TFLM's reference_integer_ops::FullyConnected (per-tensor and per-channel),
-// weights [out_features][in_features].
+// weights [out_features][in_features]. fully_connected_s8_plain is the reference loop;
+// fully_connected_s8 is the Cortex-M DSP path where the target has one (dsp_s8.h), else the plain
+// one. Both give the same bits.
+#include "dsp_s8.h"
 #include "kernels.h"
 
 namespace odt {
 
-void fully_connected_s8(const FcParams& p, const ChannelQuant& q, int32_t batches,
-                        int32_t in_features, const int8_t* input, int32_t out_features,
-                        const int8_t* weights, const int32_t* bias, int8_t* output) {
+void fully_connected_s8_plain(const FcParams& p, const ChannelQuant& q, int32_t batches,
+                              int32_t in_features, const int8_t* input, int32_t out_features,
+                              const int8_t* weights, const int32_t* bias, int8_t* output) {
   for (int32_t b = 0; b < batches; ++b) {
     const int8_t* x = input + b * in_features;
     for (int32_t o = 0; o < out_features; ++o) {
@@ -23,5 +26,38 @@ void fully_connected_s8(const FcParams& p, const ChannelQuant& q, int32_t batche
     }
   }
 }
+
+#if ODT_KERNELS_DSP
+
+// Two output features at a time, four inputs per step (dsp::dot2_s8).
+void fully_connected_s8(const FcParams& p, const ChannelQuant& q, int32_t batches,
+                        int32_t in_features, const int8_t* input, int32_t out_features,
+                        const int8_t* weights, const int32_t* bias, int8_t* output) {
+  const int32_t offset2 = dsp::dual16(p.input_offset);
+  for (int32_t b = 0; b < batches; ++b) {
+    const int8_t* x = input + b * in_features;
+    int8_t* y = output + b * out_features;
+    for (int32_t o = 0; o < out_features; o += 2) {
+      const bool pair = o + 1 < out_features;  // an odd last feature runs as its own pair
+      const int8_t* w0 = weights + o * in_features;
+      int32_t acc0 = 0, acc1 = 0;
+      dsp::dot2_s8(x, w0, pair ? w0 + in_features : w0, in_features, offset2, acc0, acc1);
+      y[o] = dsp::requantize(acc0, bias, q, o, p.output_offset, p.act_min, p.act_max);
+      if (pair) {
+        y[o + 1] = dsp::requantize(acc1, bias, q, o + 1, p.output_offset, p.act_min, p.act_max);
+      }
+    }
+  }
+}
+
+#else
+
+void fully_connected_s8(const FcParams& p, const ChannelQuant& q, int32_t batches,
+                        int32_t in_features, const int8_t* input, int32_t out_features,
+                        const int8_t* weights, const int32_t* bias, int8_t* output) {
+  fully_connected_s8_plain(p, q, batches, in_features, input, out_features, weights, bias, output);
+}
+
+#endif  // ODT_KERNELS_DSP
 
 }  // namespace odt

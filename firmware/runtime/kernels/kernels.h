@@ -124,17 +124,29 @@ struct DequantizeParams {
 // TFLite's rounding (saturating rounding doubling high multiply, then rounding right shift).
 int32_t multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int32_t shift);
 
+// conv2d_s8, depthwise_conv2d_s8 and fully_connected_s8 take a tuned path on Cortex-M targets
+// with the DSP extension (SIMD multiply-accumulate; not with -DODT_PLAIN_KERNELS) and are their
+// <name>_plain reference loop elsewhere; both give the same bits (firmware/tests/kernels_dsp).
 void conv2d_s8(const ConvParams& p, const ChannelQuant& q, const Dims& in, const int8_t* input,
                const Dims& filter, const int8_t* weights, const int32_t* bias, const Dims& out,
                int8_t* output);
+void conv2d_s8_plain(const ConvParams& p, const ChannelQuant& q, const Dims& in,
+                     const int8_t* input, const Dims& filter, const int8_t* weights,
+                     const int32_t* bias, const Dims& out, int8_t* output);
 
 void depthwise_conv2d_s8(const ConvParams& p, const ChannelQuant& q, const Dims& in,
                          const int8_t* input, const Dims& filter, const int8_t* weights,
                          const int32_t* bias, const Dims& out, int8_t* output);
+void depthwise_conv2d_s8_plain(const ConvParams& p, const ChannelQuant& q, const Dims& in,
+                               const int8_t* input, const Dims& filter, const int8_t* weights,
+                               const int32_t* bias, const Dims& out, int8_t* output);
 
 void fully_connected_s8(const FcParams& p, const ChannelQuant& q, int32_t batches,
                         int32_t in_features, const int8_t* input, int32_t out_features,
                         const int8_t* weights, const int32_t* bias, int8_t* output);
+void fully_connected_s8_plain(const FcParams& p, const ChannelQuant& q, int32_t batches,
+                              int32_t in_features, const int8_t* input, int32_t out_features,
+                              const int8_t* weights, const int32_t* bias, int8_t* output);
 
 void mean_hw_s8(const MeanParams& p, const Dims& in, const int8_t* input, int8_t* output);
 

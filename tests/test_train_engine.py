@@ -1,0 +1,124 @@
+"""The C++ sparse-backprop runtime (firmware/runtime/train.cc) against the simulator's trainer.
+
+Fed the same samples, the firmware ends with the same int8 weights and int32 biases as
+model_prep.sparse_train.SparseTrainer (batch 1, int16 gradients): bit for bit, on host and on the
+emulated Cortex-M7, for schemes that reach deep into the network (depthwise and point-wise
+channels, kernel rows, biases; through MEAN, ADD and PAD)."""
+import json
+
+import numpy as np
+import pytest
+
+from host_tools.boards import launch
+from host_tools.protocol import Device
+from model_prep import scheme as fmt
+from model_prep.sparse_train import SparseTrainer, TrainConfig
+from model_prep.tflite_graph import load_graph
+from model_prep.training_plan import TrainingPlan
+
+from conftest import PY, build_firmware, run
+
+LR = 0.05
+
+
+def scheme_of(layers):
+    return fmt.from_dict({"format": fmt.FORMAT, "model": "m", "name": "test", "layers": layers})
+
+
+def kws_scheme(tflite):
+    names = list(fmt.trainable_layers(load_graph(tflite)))   # conv1, blocks.0.dw, blocks.0.pw, ..., classifier
+    return scheme_of([
+        {"layer": names[-1], "bias": True, "weight": {"kind": "channels", "ratio": 0.5}},
+        {"layer": names[-2], "bias": True, "weight": {"kind": "channels", "ratio": 0.25, "select": "random"}},
+        {"layer": names[-3], "bias": False, "weight": {"kind": "subtensor", "rows": [1], "groups": [0, 2],
+                                                      "group_size": 4}},
+        {"layer": names[-5], "bias": True},
+        {"layer": names[1], "bias": True, "weight": {"kind": "channels", "ratio": 0.125}},
+    ])
+
+
+def mbv2_scheme(tflite):
+    return scheme_of([
+        {"layer": "classifier", "bias": True, "weight": {"kind": "full"}},
+        {"layer": "blocks.16.pw1", "bias": True, "weight": {"kind": "channels", "ratio": 0.125}},
+        {"layer": "blocks.15.dw", "bias": True, "weight": {"kind": "subtensor", "rows": [0, 2], "groups": [1],
+                                                             "group_size": 8}},
+        {"layer": "blocks.14.pw2", "bias": True, "weight": {"kind": "channels", "ratio": 0.25}},
+        {"layer": "blocks.12.dw", "bias": True},
+    ])
+
+
+def reference(tflite, scheme, xs, ys):
+    t = SparseTrainer(tflite, scheme, TrainConfig(lr=LR, batch_size=1))
+    for x, y in zip(xs, ys):
+        t.step(x[None], [int(y)])
+    return t
+
+
+def device_run(board, elf, manifest, xs, ys, evals):
+    with launch(board, elf) as url, Device(url) as dev:
+        dev.reset()
+        for x, y in zip(xs, ys):
+            dev.train(int(y), x.tobytes())
+        trained = dev.read_trained(manifest["params"])
+        logits = np.stack([dev.evaluate(x.tobytes()).logits for x in evals])
+    return trained, logits
+
+
+def bake_and_build(tflite, scheme, out, boards):
+    scheme.save(out / "scheme.json")
+    run(PY, "-m", "model_prep.bake", tflite, "-o", out / "baked", "--scheme", out / "scheme.json", "--lr", LR)
+    manifest = json.loads((out / "baked" / "model.json").read_text())
+    return manifest, {b: build_firmware(b, out / "baked", out / f"fw-{b}") for b in boards}
+
+
+def check_equal(trainer, trained, logits, evals):
+    assert trained, "nothing trained"
+    changed = 0
+    for (layer, what), got in trained.items():
+        w, b = trainer.overrides[layer]
+        want = (w if what == "weights" else b).numpy()
+        assert got.shape == want.shape and np.array_equal(got, want), f"{layer} {what} differs"
+        op = next(op for op in trainer.ops if op.name == layer)
+        changed += not np.array_equal(want, op.weights if what == "weights" else op.bias)
+    assert changed >= len(trained) - 1, "training left the parameters as they were"
+    assert np.array_equal(logits, trainer.logits_of(evals)), "the trained forward differs"
+
+
+def test_device_training_equals_the_simulator_on_kws(kws, tmp_path, one_torch_thread):
+    from test_kws_pipeline import device_inputs
+    xs, ys = device_inputs(kws, "train", limit=24)
+    evals, _ = device_inputs(kws, "test", limit=8)
+    scheme = kws_scheme(kws.tflite)
+    manifest, elfs = bake_and_build(kws.tflite, scheme, tmp_path, ("host", "qemu-m7"))
+    trainer = reference(kws.tflite, scheme, xs, ys)
+    for board, elf in elfs.items():
+        trained, logits = device_run(board, elf, manifest, xs, ys, evals)
+        assert len(trained) == 8
+        check_equal(trainer, trained, logits, evals)
+
+
+def test_device_training_equals_the_simulator_through_residuals(digits_task, tmp_path, one_torch_thread):
+    from search import tasks
+    d = tasks.device_data(digits_task, n_train=12, n_test=4)
+    xs, ys, evals = d.q_train, d.y_train, d.q_test
+    scheme = mbv2_scheme(digits_task.tflite)
+    plan = TrainingPlan(digits_task.tflite, scheme)
+    assert {s.kind for s in plan.steps} >= {"loss", "layer", "add", "mean"}, "the scheme misses the residuals"
+    manifest, elfs = bake_and_build(digits_task.tflite, scheme, tmp_path, ("host",))
+    trainer = reference(digits_task.tflite, scheme, xs, ys)
+    trained, logits = device_run("host", elfs["host"], manifest, xs, ys, evals)
+    check_equal(trainer, trained, logits, evals)
+
+
+@pytest.mark.parametrize("train", ["classifier"])
+def test_the_kws_fixture_firmware_trains_its_classifier_as_the_simulator(kws, train, one_torch_thread):
+    from test_kws_pipeline import device_inputs
+    from model_prep.training_plan import scheme_for
+    xs, ys = device_inputs(kws, "train", limit=16)
+    manifest = json.loads((kws.baked / "model.json").read_text())
+    trainer = SparseTrainer(kws.tflite, scheme_for(train, load_graph(kws.tflite)), TrainConfig(lr=0.02))
+    for x, y in zip(xs, ys):
+        trainer.step(x[None], [int(y)])
+    trained, logits = device_run("host", kws.host_elf, manifest, xs, ys, xs[:4])
+    check_equal(trainer, trained, logits, xs[:4])
