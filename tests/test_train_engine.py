@@ -17,6 +17,7 @@ from model_prep.tflite_graph import load_graph
 from model_prep.training_plan import TrainingPlan
 
 from conftest import PY, build_firmware, run
+from tflite_models import convert, tf_fixture  # noqa: F401 (registers the fixture `tf`)
 
 LR = 0.05
 
@@ -122,3 +123,72 @@ def test_the_kws_fixture_firmware_trains_its_classifier_as_the_simulator(kws, tr
         trainer.step(x[None], [int(y)])
     trained, logits = device_run("host", kws.host_elf, manifest, xs, ys, xs[:4])
     check_equal(trainer, trained, logits, xs[:4])
+
+
+def random_scheme(graph, rng):
+    """Some trainable layers, each with a random bias flag and weight update (at least one update)."""
+    layers = fmt.trainable_layers(graph)
+    names = list(layers)
+    out = []
+    for i in sorted(rng.choice(len(names), int(rng.integers(1, min(4, len(names)) + 1)), replace=False)):
+        shape = graph.tensors[layers[names[i]].inputs[1]].shape
+        kind = str(rng.choice(["none", "channels", "full", "subtensor" if len(shape) == 4 else "full"]))
+        w = {"kind": kind}
+        if kind == "channels":
+            w.update(ratio=float(rng.choice(fmt.RATIOS)), select=str(rng.choice(fmt.SELECT_RULES)))
+        if kind == "subtensor":
+            w["rows"] = sorted(set(rng.integers(0, shape[1], 2).tolist()))
+        out.append({"layer": names[i], "bias": bool(kind == "none" or rng.random() < 0.5), "weight": w})
+    return scheme_of(out)
+
+
+def test_random_schemes_train_on_the_device_as_in_the_simulator(kws, tmp_path, one_torch_thread):
+    """Random schemes (layers, channels, rows, biases) on the host build: the same parameters as the trainer."""
+    from test_kws_pipeline import device_inputs
+    xs, ys = device_inputs(kws, "train", limit=4)
+    graph, rng = load_graph(kws.tflite), np.random.default_rng(7)
+    for k in range(5):
+        scheme = random_scheme(graph, rng)
+        scheme.save(tmp_path / "scheme.json")
+        run(PY, "-m", "model_prep.bake", kws.tflite, "-o", tmp_path / "baked", "--scheme", tmp_path / "scheme.json",
+            "--lr", LR, "--seed", k)
+        manifest = json.loads((tmp_path / "baked" / "model.json").read_text())
+        elf = build_firmware("host", tmp_path / "baked", tmp_path / "fw")
+        t = SparseTrainer(kws.tflite, scheme, TrainConfig(lr=LR, seed=k))
+        for x, y in zip(xs, ys):
+            t.step(x[None], [int(y)])
+        trained, logits = device_run("host", elf, manifest, xs, ys, xs[:2])
+        for (layer, what), got in trained.items():
+            w, b = t.overrides[layer]
+            assert np.array_equal(got, (w if what == "weights" else b).numpy()), (scheme, layer, what)
+        assert np.array_equal(logits, t.logits_of(xs[:2])), scheme
+
+
+def test_bring_your_own_model_a_keras_residual_net(tf, tmp_path, one_torch_thread):
+    """A model that is not one of ours (Keras, TFLiteConverter): conv, residual ADD, PAD, depthwise with
+    depth multiplier 2, MEAN, two dense layers; bake trains the layers its scheme names, bit-exact on host."""
+    L = tf.keras.layers
+    bias = dict(bias_initializer=tf.keras.initializers.RandomNormal(stddev=0.3))
+
+    def net(x):
+        x = L.Conv2D(8, 3, strides=2, padding="same", activation="relu", **bias)(x)
+        y = L.DepthwiseConv2D(3, padding="same", activation="relu6", **bias)(x)
+        y = L.Conv2D(8, 1, **bias)(y)
+        x = L.Add()([x, y])
+        x = L.ZeroPadding2D(((1, 0), (1, 0)))(x)
+        x = L.DepthwiseConv2D(3, strides=2, depth_multiplier=2, activation="relu", **bias)(x)
+        x = L.GlobalAveragePooling2D()(x)
+        return L.Dense(5, **bias)(L.Dense(12, activation="relu", **bias)(x))
+
+    path = tmp_path / "keras.tflite"
+    path.write_bytes(convert(tf, net, (16, 16, 3)))
+    graph = load_graph(path)
+    assert {"ADD", "PAD", "MEAN", "DEPTHWISE_CONV_2D"} <= {op.kind for op in graph.ops}
+    names = list(fmt.trainable_layers(graph))
+    scheme = scheme_of([{"layer": n, "bias": True, "weight": {"kind": "channels", "ratio": 0.5}} for n in names[1:]])
+    manifest, elfs = bake_and_build(path, scheme, tmp_path, ("host",))
+    rng = np.random.default_rng(0)
+    xs, ys = rng.integers(-128, 128, (10, 16, 16, 3), dtype=np.int8), rng.integers(0, 5, 10)
+    trainer = reference(path, scheme, xs, ys)
+    trained, logits = device_run("host", elfs["host"], manifest, xs, ys, xs[:3])
+    check_equal(trainer, trained, logits, xs[:3])
