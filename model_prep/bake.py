@@ -224,6 +224,7 @@ def training_cpp(plan):
         f"    {{{kinds[s.kind]}, {s.op}, {_grad_ref(plan, s.g)}, {off(s.mask)}, "
         f"{{{_grad_ref(plan, s.gx[0])}, {_grad_ref(plan, s.gx[1])}}}, "
         f"{{{_value(s.accumulate[0])}, {_value(s.accumulate[1])}}}, {off(s.tmp)}, {off(s.scratch)}, "
+        f"{plan.sizes[s.scratch] if s.scratch else 0}, "
         f"{{{int(s.mult[0])}, {int(s.mult[1])}}}, {{{int(s.shift[0])}, {int(s.shift[1])}}}, "
         f"{'&u%d' % s.op if s.update else 'nullptr'}}}," for s in plan.steps) + "\n};\n")
     src.append(f"int32_t exponents[{len(plan.grad_size)}];\n")

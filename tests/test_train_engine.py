@@ -61,6 +61,7 @@ def device_run(board, elf, manifest, xs, ys, evals):
         dev.reset()
         for x, y in zip(xs, ys):
             dev.train(int(y), x.tobytes())
+        assert dev.info()["plan_ok"], "the baked scratch is smaller than the kernels need"
         trained = dev.read_trained(manifest["params"])
         logits = np.stack([dev.evaluate(x.tobytes()).logits for x in evals])
     return trained, logits

@@ -28,6 +28,7 @@ struct Stats {
   uint32_t last_train_ticks, last_eval_ticks;
 } stats;
 int64_t steps_done;  // updates applied since boot or RESET (the stochastic rounding's counter)
+int32_t bad_step;    // the training plan's first step with too little scratch (training_check), -1: none
 
 // Whether LOAD has staged an input that no forward pass has consumed yet (the arena reuses the
 // input's bytes during the forward pass, so a staged input serves exactly one TRAIN or EVAL).
@@ -78,12 +79,12 @@ size_t write_info(char* p, size_t cap) {
       "{%s, \"board\": \"%s\", \"input_bytes\": %ld, \"output_bytes\": %ld, \"params_bytes\": %ld, "
       "\"flash_bytes\": %lu, "
       "\"static_sram_bytes\": %lu, \"stack_bytes_used\": %lu, \"stack_bytes_reserved\": %lu, "
-      "\"peak_sram_bytes\": %lu, \"tick_hz\": %lu}",
+      "\"peak_sram_bytes\": %lu, \"tick_hz\": %lu, \"plan_ok\": %s}",
       kModel.info_json, hal_board_name(), static_cast<long>(kModel.input_bytes),
       static_cast<long>(kModel.output_bytes), static_cast<long>(params_bytes()), static_cast<unsigned long>(hal_flash_used()),
       static_cast<unsigned long>(static_ram), static_cast<unsigned long>(stack),
       static_cast<unsigned long>(hal_stack_size()), static_cast<unsigned long>(static_ram + stack),
-      static_cast<unsigned long>(hal_ticks_per_second())));
+      static_cast<unsigned long>(hal_ticks_per_second()), bad_step < 0 ? "true" : "false"));
 }
 
 size_t write_stats(char* p, size_t cap) {
@@ -101,6 +102,7 @@ size_t write_stats(char* p, size_t cap) {
 
 void handle_train(const uint8_t* payload, size_t len) {
   if (kTraining == nullptr) return send_error(kErrBadValue, "this build trains nothing");
+  if (bad_step >= 0) return send_error(kErrBadValue, "training plan: a step has less scratch than its kernel needs; re-bake");
   const bool staged = len == 3;
   if (len != static_cast<size_t>(kModel.input_bytes) + 3 && !staged)
     return send_error(kErrBadLength, "TRAIN: u16 seq + label [+ input bytes]");
@@ -220,6 +222,7 @@ void report_decoder_error(uint8_t code) {
 
 int main(int argc, char** argv) {
   hal_init(argc, argv);
+  bad_step = kTraining ? training_check(kModel, *kTraining) : -1;
   restore_params();
   FrameDecoder decoder(rx_buffer, sizeof(rx_buffer));
   uint8_t chunk[64];

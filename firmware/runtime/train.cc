@@ -198,6 +198,20 @@ int32_t training_param_bytes(const Training* t) {
   return total;
 }
 
+int32_t backward_scratch_bytes(const OpDesc& op, const BackStep& s) {
+  if (s.kind != kBackLayer || op.kind == kOpFullyConnected) return 0;
+  int32_t bytes = s.gx[0].offset >= 0 ? 8 * op.in.c : 0;
+  const int32_t weights = s.update && s.update->weights ? 8 * s.update->n_channels : 0;
+  return weights > bytes ? weights : bytes;
+}
+
+int32_t training_check(const ModelDesc& m, const Training& t) {
+  for (int32_t k = 0; k < t.n_steps; ++k) {
+    if (t.steps[k].scratch_bytes < backward_scratch_bytes(m.ops[t.steps[k].op], t.steps[k])) return k;
+  }
+  return -1;
+}
+
 void forward_with_saves(const ModelDesc& m, const Training* t) {
   int32_t next = 0;
   for (int32_t i = 0; i < m.num_ops; ++i) {

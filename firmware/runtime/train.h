@@ -70,6 +70,7 @@ struct BackStep {
   bool accumulate[2];      // gx already holds a gradient: compute into tmp, then add
   int32_t tmp;             // arena offset of an int16 temporary, -1: none
   int32_t scratch;         // arena offset of int64 scratch, -1: none
+  int32_t scratch_bytes;   // what bake reserved there (at least backward_scratch_bytes)
   int32_t mult[2], shift[2];
   const LayerUpdate* update;  // nullptr: nothing of this layer is trained
 };
@@ -107,5 +108,14 @@ void train_step(const ModelDesc& m, const Training& t, int32_t label, int64_t st
 
 // Bytes of the trained parameters (the PARAMS blob: the copies' bytes, in order).
 int32_t training_param_bytes(const Training* t);
+
+// The scratch a backward step needs: int64 sums of one input position (conv / depthwise input
+// gradient) or of one kernel tap's kept channels (conv / depthwise weight gradient); FC and the
+// other ops need none.
+int32_t backward_scratch_bytes(const OpDesc& op, const BackStep& step);
+
+// Index of the first step whose baked scratch is smaller than it needs, or -1 (boot-time check of
+// the plan against the kernels).
+int32_t training_check(const ModelDesc& m, const Training& t);
 
 }  // namespace odt
