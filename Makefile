@@ -10,7 +10,8 @@ KWS := build/kws
 SEED ?= 0
 LR ?= 0.02
 
-.PHONY: setup demo test firmware flash corpus pretrain export bake clean config_info verify bench-methods
+.PHONY: setup demo test firmware flash corpus pretrain export bake clean config_info verify bench-methods \
+	bench-firmware plan-vs-measured
 
 setup:
 	scripts/setup.sh
@@ -55,6 +56,14 @@ verify: setup
 
 bench-methods: setup
 	$(PY) -m search.bench_methods
+	$(PY) scripts/readme_results.py
+
+bench-firmware: setup
+	$(PY) -m host_tools.bench_firmware
+	$(PY) scripts/readme_results.py
+
+plan-vs-measured: setup
+	$(PY) -m host_tools.plan_vs_measured
 	$(PY) scripts/readme_results.py
 
 config_info:

@@ -115,11 +115,15 @@ class Baked:
         """[{layer, tensor, dtype, shape, offset, bytes}]: the PARAMS blob (trained tensors, SRAM copies)."""
         out, offset = [], 0
         for i, what in (self.training.params if self.training else []):
-            op = self.ops[i]
-            a = op.weights if what == "weights" else op.bias
-            out.append({"layer": op.name, "tensor": what, "dtype": str(a.dtype), "shape": list(a.shape),
-                        "offset": offset, "bytes": int(a.nbytes)})
-            offset += int(a.nbytes)
+            op, u = self.ops[i], self.training.updates[i]
+            dtype = (op.weights if what == "weights" else op.bias).dtype
+            shape = [int(d) for d in self.training.param_shape(i, what)]
+            entry = {"layer": op.name, "tensor": what, "dtype": str(dtype), "shape": shape, "offset": offset,
+                     "bytes": int(np.prod(shape)) * dtype.itemsize}
+            if what == "weights" and u.sliced:   # the slice [O, rows, KW, channels] ([O, channels]) of the weights
+                entry.update(sliced=True, channels=u.channels.tolist(), rows=u.rows.tolist())
+            out.append(entry)
+            offset += entry["bytes"]
         return out
 
     def info(self):
@@ -153,9 +157,14 @@ class Baked:
                "// Do not edit: re-run bake.", '#include "model.h"', '#include "train.h"', "",
                "namespace odt {", "namespace {", ""]
         entries = []
-        trained = {(i, what) for i, what in (self.training.params if self.training else [])}
+        updates = self.training.updates if self.training else {}
+        trained = {(i, what) for i, what in (self.training.params if self.training else [])
+                   if not (what == "weights" and updates[i].sliced)}   # whole tensors copied to SRAM
         for i, op in enumerate(self.ops):
-            w = b = m = s = "nullptr"
+            w = b = m = s = sl = "nullptr"
+            if i in updates:
+                src += update_arrays(self.training, i)
+                sl = f"&slice{i}" if updates[i].sliced else "nullptr"
             if op.weights is not None:
                 w = f"w{i}"
                 src.append(_array("int8_t", w + ("_init" if (i, "weights") in trained else ""), op.weights))
@@ -174,7 +183,7 @@ class Baked:
             offsets.append(self.plan.offsets[op.inputs[1]] if len(op.inputs) > 1 else -1)   # input2: ADD's
             entries.append(
                 f"    {{{_KIND[op.kind]}, \"{op.name}\", {', '.join(map(str, offsets))},\n"
-                f"     {_dims(op.in_dims)}, {_dims(op.out_dims)}, {_dims(op.filter_dims)}, {w}, {b}, {{{m}, {s}}},\n"
+                f"     {_dims(op.in_dims)}, {_dims(op.out_dims)}, {_dims(op.filter_dims)}, {w}, {b}, {sl}, {{{m}, {s}}},\n"
                 f"     " + ", ".join(_struct(op.params, cls) for cls in _PARAMS) + "},")
         src.append(f"alignas(16) int8_t arena[{self.plan.arena_bytes}];\n")
         src.append("const OpDesc kOps[] = {\n" + "\n".join(entries) + "\n};\n")
@@ -198,17 +207,30 @@ def _grad_ref(plan, gid):
     return f"{{{plan.grad_offset(gid)}, {-1 if gid is None else gid}}}"
 
 
+def update_arrays(plan, i):
+    """Channels, rows and update multipliers of op i's update; for a sliced weight its SRAM slice too."""
+    u = plan.updates[i]
+    src = [_ints(f"ch{i}", u.channels), _ints(f"rows{i}", u.rows), _ints(f"wm{i}", u.w_mult),
+           _ints(f"wk{i}", u.w_exp), _ints(f"bm{i}", u.b_mult), _ints(f"bk{i}", u.b_exp)]
+    if u.sliced:
+        slot = np.full(plan.ops[i].weights.shape[-1], -1, np.int16)
+        slot[u.channels] = np.arange(len(u.channels))
+        size = int(np.prod(plan.param_shape(i, "weights")))
+        src += [_ints(f"slot{i}", slot, "int16_t"),
+                f"alignas(16) int8_t ws{i}[{size}];  // SRAM, the trained slice of w{i}\n",
+                f"const WeightSlice slice{i} = {{ws{i}, ch{i}, {len(u.channels)}, rows{i}, {len(u.rows)}, slot{i}}};\n"]
+    return src
+
+
 def training_cpp(plan):
     """The Training of firmware/runtime/train.h for a TrainingPlan: saves, backward steps, updates, copies."""
     off = lambda key: -1 if key is None else plan.offset(key)   # noqa: E731
     src = ["namespace {"]
     for i, u in sorted(plan.updates.items()):
-        src += [_ints(f"ch{i}", u.channels), _ints(f"rows{i}", u.rows), _ints(f"wm{i}", u.w_mult),
-                _ints(f"wk{i}", u.w_exp), _ints(f"bm{i}", u.b_mult), _ints(f"bk{i}", u.b_exp)]
-        weights = f"w{i}" if len(u.channels) else "nullptr"
+        weights = (f"ws{i}" if u.sliced else f"w{i}") if len(u.channels) else "nullptr"
         bias = f"b{i}" if u.bias else "nullptr"
-        src.append(f"const LayerUpdate u{i} = {{{weights}, {bias}, ch{i}, {len(u.channels)}, rows{i}, {len(u.rows)}, "
-                   f"{off(u.saved)}, wm{i}, wk{i}, bm{i}, bk{i}, {2 * i}u}};\n")
+        src.append(f"const LayerUpdate u{i} = {{{weights}, {_value(u.sliced)}, {bias}, ch{i}, {len(u.channels)}, "
+                   f"rows{i}, {len(u.rows)}, {off(u.saved)}, wm{i}, wk{i}, bm{i}, bk{i}, {2 * i}u}};\n")
     saves = sorted(plan.saves, key=lambda s: s.after_op)
     for k, s in enumerate(saves):
         if s.kind == "channels":
@@ -229,10 +251,13 @@ def training_cpp(plan):
         f"{'&u%d' % s.op if s.update else 'nullptr'}}}," for s in plan.steps) + "\n};\n")
     src.append(f"int32_t exponents[{len(plan.grad_size)}];\n")
     src.append(_array("uint32_t", "exp_table", plan.trainer.table))
-    copies = [(f"w{i}" if what == "weights" else f"b{i}", plan.ops[i].weights.size if what == "weights"
-               else 4 * plan.ops[i].bias.size) for i, what in plan.params]
-    src.append("const ParamCopy params[] = {\n" + "\n".join(
-        f"    {{{name}, {name}_init, {size}}}," for name, size in copies) + "\n};\n")
+    def copy(i, what):   # a slice is gathered from its op's flash weights: no source of its own
+        sliced = what == "weights" and plan.updates[i].sliced
+        name = (f"ws{i}" if sliced else f"w{i}") if what == "weights" else f"b{i}"
+        size = int(np.prod(plan.param_shape(i, what))) * (4 if what == "bias" else 1)
+        return f"    {{{name}, {'nullptr' if sliced else name + '_init'}, {size}}},"
+    copies = [copy(i, what) for i, what in plan.params]
+    src.append("const ParamCopy params[] = {\n" + "\n".join(copies) + "\n};\n")
     logits = plan.trainer.logits
     src.append(f"const Training training = {{saves, {len(saves)}, steps, {len(plan.steps)}, exponents, exp_table, "
                f"{len(plan.trainer.table)}, {plan.offsets[logits]}, {int(np.prod(plan.graph.tensors[logits].shape))}, "

@@ -55,6 +55,9 @@ class Update:
     channels: np.ndarray
     rows: np.ndarray           # kernel rows updated (all when the scheme names none)
     saved: str | None          # buffer of the input's kept channels (None: no weight update)
+    sliced: bool               # only the updated slice [O, rows, KW, channels] ([O, channels] FC) lives in
+                               # SRAM, the rest of the weights stays in flash (conv and FC; a depthwise
+                               # layer's or a fully updated layer's whole tensor is copied)
     w_mult: np.ndarray
     w_exp: np.ndarray
     b_mult: np.ndarray
@@ -186,7 +189,9 @@ class TrainingPlan:
             self.saves.append(Save(i, "channels", saved, op.input, positions, stride, src_channels))
         if op.bias is None:   # the converter drops an all-zero bias; a trained one starts from zero
             op.bias = np.zeros(op.out_dims[3], np.int32)
-        update = Update(i, u.bias, np.asarray(u.channels, np.int64), rows, saved,
+        partial = len(u.channels) < op.weights.shape[-1] or len(rows) < op.filter_dims[1]
+        sliced = bool(len(u.channels)) and partial and op.kind in ("conv2d", "fully_connected")
+        update = Update(i, u.bias, np.asarray(u.channels, np.int64), rows, saved, sliced,
                         *(np.asarray(a, np.int64) for a in (wm, wk, bm, bk)))
         self.updates[i] = update
         return update
@@ -203,14 +208,23 @@ class TrainingPlan:
                 out.append((i, "bias"))
         return out
 
+    def param_shape(self, i, what):
+        """Shape of a trained tensor as the device holds it in SRAM (a sliced weight: its slice)."""
+        op, u = self.ops[i], self.updates[i]
+        if what == "bias":
+            return op.bias.shape
+        if not u.sliced:
+            return op.weights.shape
+        if op.kind == "fully_connected":
+            return (op.weights.shape[0], len(u.channels))
+        return (op.weights.shape[0], len(u.rows), op.weights.shape[2], len(u.channels))
+
     def param_bytes(self):
-        size = lambda i, what: self.ops[i].weights.size if what == "weights" else 4 * self.ops[i].bias.size  # noqa: E731
-        return sum(size(i, what) for i, what in self.params)
+        return sum(int(np.prod(self.param_shape(i, w))) * (4 if w == "bias" else 1) for i, w in self.params)
 
     def sram_bytes(self):
         """Total SRAM the device uses: arena, trained parameters (16-aligned), gradient exponents, firmware."""
-        size = lambda i, w: self.ops[i].weights.size if w == "weights" else 4 * self.ops[i].bias.size  # noqa: E731
-        params = sum(align(size(i, w)) for i, w in self.params)
+        params = sum(align(int(np.prod(self.param_shape(i, w))) * (4 if w == "bias" else 1)) for i, w in self.params)
         return self.arena_bytes + params + 4 * len(self.grad_size) + FIRMWARE_STATIC_BYTES + FIRMWARE_STACK_BYTES
 
     def offset(self, key):

@@ -108,8 +108,66 @@ def contrib(r):
     return "\n".join(lines + ["", f"![contribution]({png})"])
 
 
+def firmware(r):
+    """Flash, SRAM and instructions per model x scheme, measured on the firmware."""
+    lines = [
+        "### Training on the firmware: flash, SRAM, instructions (`python -m host_tools.bench_firmware`)",
+        "",
+        f"`{r['command']}` — commit {r['commit']}, {r['date']}, {r['machine']}",
+        "",
+        "qemu-m7: the STM32F746 build under QEMU, SRAM = static + stack high-water after the training steps, "
+        "instructions = Cortex-M7 instructions (icount); host: the x86-64 build, for pairs the linker refused for "
+        "the chip and the sparse scheme beside them, SRAM as planned, instructions counted by callgrind. A training "
+        "step is a TRAIN request (forward included).",
+        "",
+        "| model | scheme | board | input | flash | SRAM | fits 256 KB | instr. inference | instr. train step "
+        "| MACs train step | PyTorch full BP | PyTorch / SRAM |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for x in r["rows"]:
+        flash = "—" if x["flash_bytes"] is None else f"{x['flash_bytes'] / 1024:.1f} KiB"
+        step = "—" if x["instructions_train_step"] is None else f"{x['instructions_train_step'] / 1e6:.2f} M"
+        macs = "—" if x["macs_train_step"] is None else f"{x['macs_train_step'] / 1e6:.2f} M"
+        torch_bytes = "—" if x["pytorch_full_bp_bytes"] is None else f"{x['pytorch_full_bp_bytes'] / 2 ** 20:.1f} MiB"
+        ratio = "—" if x["pytorch_over_sram"] is None else f"{x['pytorch_over_sram']:.0f}x"
+        lines.append(f"| {x['model']} | {x['scheme']} | {x['board']} | {x['resolution']} | {flash} "
+                     f"| {x['sram_bytes'] / 1024:.1f} KiB | {'yes' if x['fits_256k'] else 'no'} "
+                     f"| {x['instructions_inference'] / 1e6:.2f} M | {step} | {macs} | {torch_bytes} | {ratio} |")
+    lines.append("")
+    for q in r.get("ratios", []):
+        lines.append(f"- {q['model']}, {q['board']}: updating every layer costs "
+                     f"{q['full_over_sparse_instructions']:.1f}x the instructions of the sparse scheme per training "
+                     f"step ({q['full_over_sparse_macs']:.1f}x MACs); "
+                     f"backward and updates alone (train step minus inference): "
+                     f"{q['full_over_sparse_backward_instructions']:.1f}x.")
+    return "\n".join(lines + ["", "![firmware](results/firmware.png)"])
+
+
+def plan_vs_measured(r):
+    """bake's planned SRAM against the SRAM measured under QEMU, random schemes."""
+    worst = r["max_rel_error"]
+    lines = [
+        "### Planned vs measured SRAM, random schemes (`python -m host_tools.plan_vs_measured`)",
+        "",
+        f"`{r['command']}` — commit {r['commit']}, {r['date']}, {r['machine']}",
+        "",
+        f"{r['within_tolerance']} of {r['measured_rows']} schemes within {100 * r['tolerance']:.0f} % "
+        f"(max |error| {100 * (worst or 0):.2f} %); {len(r['skipped'])} drawn schemes skipped: the linker refused "
+        "them (over 320 KB).",
+        "",
+        "| model | schemes | planned (KiB, min–max) | max relative error (planned vs measured) |",
+        "|---|---|---|---|",
+    ]
+    for model in dict.fromkeys(x["model"] for x in r["rows"]):
+        mine = [x for x in r["rows"] if x["model"] == model]
+        lines.append(f"| {model} | {len(mine)} | {min(x['planned'] for x in mine) / 1024:.1f}–"
+                     f"{max(x['planned'] for x in mine) / 1024:.1f} | "
+                     f"{100 * max(abs(x['rel_error']) for x in mine):.2f} % |")
+    return "\n".join(lines + ["", "![plan vs measured](results/plan_vs_measured.png)"])
+
+
 TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": methods,
-          "contrib-dscnn-kws.json": contrib}
+          "contrib-dscnn-kws.json": contrib, "firmware.json": firmware, "plan_vs_measured.json": plan_vs_measured}
 
 
 def datasets_table():

@@ -27,7 +27,10 @@ parameters excluded) -- the "PyTorch" column of Lin et al.
 """
 import copy
 import math
+import subprocess
+import sys
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -145,3 +148,33 @@ def pytorch_full_train_memory(model, input_shape, batch_size=1):
 def pytorch_full_train_bytes(model, input_shape, batch_size=1):
     """Total bytes of pytorch_full_train_memory."""
     return pytorch_full_train_memory(model, input_shape, batch_size).total
+
+
+def pytorch_process_peak_bytes(checkpoint_path, input_shape):
+    """Peak resident memory of a fresh Python process that loads the float checkpoint and runs one fp32
+    full-backprop SGD step (momentum 0.9) at batch 1: all PyTorch needs to train the model (interpreter,
+    libtorch, weights, activations, gradients, optimizer state), the footprint Lin et al. compare with.
+    The tensors alone are pytorch_full_train_bytes."""
+    r = subprocess.run([sys.executable, "-m", "search.memory", "peak-rss", str(checkpoint_path),
+                        *map(str, input_shape)], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"PyTorch peak-memory run on {checkpoint_path} failed: {r.stderr.strip()[-500:]}")
+    return int(r.stdout.split()[-1])
+
+
+def _peak_rss_step(checkpoint_path, input_shape):
+    import resource
+
+    from model_prep import checkpoint
+    model = checkpoint.load(checkpoint_path)[0].float().train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(1, *input_shape, generator=torch.Generator().manual_seed(0))
+    F.cross_entropy(model(x), torch.zeros(1, dtype=torch.long)).backward()
+    opt.step()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # Linux: KiB
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["peak-rss"] or len(sys.argv) < 4:
+        sys.exit("usage: python -m search.memory peak-rss CHECKPOINT.pt C [H W]")
+    print(_peak_rss_step(Path(sys.argv[2]), tuple(int(v) for v in sys.argv[3:])))

@@ -74,15 +74,26 @@ def bake_and_build(tflite, scheme, out, boards):
     return manifest, {b: build_firmware(b, out / "baked", out / f"fw-{b}") for b in boards}
 
 
-def check_equal(trainer, trained, logits, evals):
+def as_held(tensor, entry):
+    """A trainer's full tensor as the device holds it: a sliced weight only its [O, rows, KW, channels] slice."""
+    if not entry.get("sliced"):
+        return tensor
+    if tensor.ndim == 2:
+        return tensor[:, entry["channels"]]
+    return tensor[:, entry["rows"]][..., entry["channels"]]
+
+
+def check_equal(trainer, trained, logits, evals, manifest):
     assert trained, "nothing trained"
     changed = 0
-    for (layer, what), got in trained.items():
+    for entry in manifest["params"]:
+        layer, what = entry["layer"], entry["tensor"]
+        got = trained[layer, what]
         w, b = trainer.overrides[layer]
-        want = (w if what == "weights" else b).numpy()
+        want = as_held((w if what == "weights" else b).numpy(), entry)
         assert got.shape == want.shape and np.array_equal(got, want), f"{layer} {what} differs"
         op = next(op for op in trainer.ops if op.name == layer)
-        changed += not np.array_equal(want, op.weights if what == "weights" else op.bias)
+        changed += not np.array_equal(want, as_held(op.weights if what == "weights" else op.bias, entry))
     assert changed >= len(trained) - 1, "training left the parameters as they were"
     assert np.array_equal(logits, trainer.logits_of(evals)), "the trained forward differs"
 
@@ -97,7 +108,7 @@ def test_device_training_equals_the_simulator_on_kws(kws, tmp_path, one_torch_th
     for board, elf in elfs.items():
         trained, logits = device_run(board, elf, manifest, xs, ys, evals)
         assert len(trained) == 8
-        check_equal(trainer, trained, logits, evals)
+        check_equal(trainer, trained, logits, evals, manifest)
 
 
 def test_device_training_equals_the_simulator_through_residuals(digits_task, tmp_path, one_torch_thread):
@@ -110,7 +121,7 @@ def test_device_training_equals_the_simulator_through_residuals(digits_task, tmp
     manifest, elfs = bake_and_build(digits_task.tflite, scheme, tmp_path, ("host",))
     trainer = reference(digits_task.tflite, scheme, xs, ys)
     trained, logits = device_run("host", elfs["host"], manifest, xs, ys, evals)
-    check_equal(trainer, trained, logits, evals)
+    check_equal(trainer, trained, logits, evals, manifest)
 
 
 @pytest.mark.parametrize("train", ["classifier"])
@@ -123,7 +134,7 @@ def test_the_kws_fixture_firmware_trains_its_classifier_as_the_simulator(kws, tr
     for x, y in zip(xs, ys):
         trainer.step(x[None], [int(y)])
     trained, logits = device_run("host", kws.host_elf, manifest, xs, ys, xs[:4])
-    check_equal(trainer, trained, logits, xs[:4])
+    check_equal(trainer, trained, logits, xs[:4], manifest)
 
 
 def random_scheme(graph, rng):
@@ -159,9 +170,10 @@ def test_random_schemes_train_on_the_device_as_in_the_simulator(kws, tmp_path, o
         for x, y in zip(xs, ys):
             t.step(x[None], [int(y)])
         trained, logits = device_run("host", elf, manifest, xs, ys, xs[:2])
-        for (layer, what), got in trained.items():
-            w, b = t.overrides[layer]
-            assert np.array_equal(got, (w if what == "weights" else b).numpy()), (scheme, layer, what)
+        for entry in manifest["params"]:
+            w, b = t.overrides[entry["layer"]]
+            want = as_held((w if entry["tensor"] == "weights" else b).numpy(), entry)
+            assert np.array_equal(trained[entry["layer"], entry["tensor"]], want), (scheme, entry["layer"])
         assert np.array_equal(logits, t.logits_of(xs[:2])), scheme
 
 
@@ -192,4 +204,4 @@ def test_bring_your_own_model_a_keras_residual_net(tf, tmp_path, one_torch_threa
     xs, ys = rng.integers(-128, 128, (10, 16, 16, 3), dtype=np.int8), rng.integers(0, 5, 10)
     trainer = reference(path, scheme, xs, ys)
     trained, logits = device_run("host", elfs["host"], manifest, xs, ys, xs[:3])
-    check_equal(trainer, trained, logits, xs[:3])
+    check_equal(trainer, trained, logits, xs[:3], manifest)

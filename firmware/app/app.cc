@@ -50,7 +50,7 @@ void send_error(uint8_t code, const char* message) {
 }
 
 void restore_params() {
-  if (kTraining != nullptr) training_reset(*kTraining);
+  if (kTraining != nullptr) training_reset(kModel, *kTraining);
   steps_done = 0;
   memset(&stats, 0, sizeof(stats));
   last_train.valid = false;

@@ -35,8 +35,9 @@ struct OpDesc {
   int32_t input, output;   // byte offsets in the arena
   int32_t input2;          // ADD's second operand (same dims as `in`); -1 for other ops
   Dims in, out, filter;
-  const int8_t* weights;   // flash, or SRAM when the layer is trained
+  const int8_t* weights;   // flash, or SRAM when the layer's whole tensor is trained
   const int32_t* bias;
+  const WeightSlice* slice;  // the trained slice of `weights` (in SRAM), or nullptr
   ChannelQuant quant;
   ConvParams conv;
   FcParams fc;

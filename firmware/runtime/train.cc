@@ -78,11 +78,17 @@ int32_t conv_input_grad(const OpDesc& op, const int16_t* g, int32_t e, int64_t* 
           for (int32_t o = 0; o < out.c; ++o) acc[o / dm] += static_cast<int64_t>(src[o]) * w[o];
           continue;
         }
+        const WeightSlice* sl = op.slice;
+        int32_t r = sl ? sl->n_rows - 1 : -1;   // the slice's row of tap ky, or -1
+        for (; r >= 0 && sl->rows[r] != ky; --r) {}
         for (int32_t o = 0; o < out.c; ++o) {
           const int32_t gv = src[o];
           if (gv == 0) continue;
           const int8_t* w = op.weights + ((o * f.h + ky) * f.w + kx) * f.c;
           for (int32_t i = 0; i < in.c; ++i) acc[i] += gv * w[i];   // |g w| < 2^22: int32 products
+          if (r < 0) continue;
+          const int8_t* sv = sl->values + ((o * sl->n_rows + r) * f.w + kx) * sl->n_channels;
+          for (int32_t k = 0; k < sl->n_channels; ++k) acc[sl->channels[k]] += gv * (sv[k] - w[sl->channels[k]]);
         }
       }
     }
@@ -93,9 +99,15 @@ int32_t conv_input_grad(const OpDesc& op, const int16_t* g, int32_t e, int64_t* 
 // dL/dx of a fully connected layer, one input feature at a time (no scratch).
 int32_t fc_input_grad(const OpDesc& op, const int16_t* g, int32_t e, int16_t* gx) {
   const int32_t in = elements(op.in), out = elements(op.out);
+  const WeightSlice* sl = op.slice;
   auto row = [&](int32_t i, int64_t* acc) {
+    const int32_t k = sl ? sl->slot[i] : -1;
     int64_t sum = 0;
-    for (int32_t o = 0; o < out; ++o) sum += static_cast<int32_t>(g[o]) * op.weights[o * in + i];
+    if (k < 0) {
+      for (int32_t o = 0; o < out; ++o) sum += static_cast<int32_t>(g[o]) * op.weights[o * in + i];
+    } else {   // a trained input feature: its weights are the slice's
+      for (int32_t o = 0; o < out; ++o) sum += static_cast<int32_t>(g[o]) * sl->values[o * sl->n_channels + k];
+    }
     *acc = sum;
   };
   int64_t one;
@@ -111,7 +123,7 @@ void update_weights(const OpDesc& op, const LayerUpdate& u, const int8_t* x, con
     for (int32_t o = 0; o < out; ++o) {
       for (int32_t c = 0; c < nc; ++c) {
         const int64_t grad = static_cast<int64_t>(g[o]) * (x[c] + op.fc.input_offset);
-        int8_t* w = u.weights + o * in + u.channels[c];
+        int8_t* w = u.weights + (u.sliced ? o * nc + c : o * in + u.channels[c]);
         *w = static_cast<int8_t>(apply_update(*w, grad, e, u.w_mult[o], u.w_exp[o], -127, 127,
                                               uniform32(key, static_cast<uint32_t>(o * nc + c)), true));
       }
@@ -144,8 +156,8 @@ void update_weights(const OpDesc& op, const LayerUpdate& u, const int8_t* x, con
         for (int32_t c = 0; c < nc; ++c) {
           const int32_t ch = u.channels[c];
           const int32_t m = depthwise ? ch : o;   // the output channel of the multiplier
-          int8_t* w = u.weights + ((o * f.h + u.rows[r]) * f.w + kx) * f.c + ch;
           const uint32_t flat = static_cast<uint32_t>(((o * u.n_rows + r) * f.w + kx) * nc + c);
+          int8_t* w = u.weights + (u.sliced ? flat : ((o * f.h + u.rows[r]) * f.w + kx) * f.c + ch);
           *w = static_cast<int8_t>(apply_update(*w, acc[c], e, u.w_mult[m], u.w_exp[m], -127, 127,
                                                 uniform32(key, flat), true));
         }
@@ -188,8 +200,27 @@ int16_t* target(const ModelDesc& m, const BackStep& s, int32_t j) {
 
 }  // namespace
 
-void training_reset(const Training& t) {
-  for (int32_t i = 0; i < t.n_params; ++i) memcpy(t.params[i].dst, t.params[i].src, static_cast<size_t>(t.params[i].bytes));
+void training_reset(const ModelDesc& m, const Training& t) {
+  for (int32_t i = 0; i < t.n_params; ++i) {
+    if (t.params[i].src) memcpy(t.params[i].dst, t.params[i].src, static_cast<size_t>(t.params[i].bytes));
+  }
+  for (int32_t i = 0; i < m.num_ops; ++i) {   // slices: gathered from the flash weights they overlay
+    const OpDesc& op = m.ops[i];
+    const WeightSlice* sl = op.slice;
+    if (sl == nullptr) continue;
+    const int32_t outs = op.kind == kOpFullyConnected ? elements(op.out) : op.filter.n;
+    const int32_t taps = op.kind == kOpFullyConnected ? 1 : op.filter.w, depth = op.kind == kOpFullyConnected ? elements(op.in) : op.filter.c;
+    const int32_t height = op.kind == kOpFullyConnected ? 1 : op.filter.h;
+    int8_t* v = sl->values;
+    for (int32_t o = 0; o < outs; ++o) {
+      for (int32_t r = 0; r < sl->n_rows; ++r) {
+        for (int32_t kx = 0; kx < taps; ++kx) {
+          const int8_t* w = op.weights + ((o * height + sl->rows[r]) * taps + kx) * depth;
+          for (int32_t k = 0; k < sl->n_channels; ++k) *v++ = w[sl->channels[k]];
+        }
+      }
+    }
+  }
 }
 
 int32_t training_param_bytes(const Training* t) {

@@ -32,7 +32,8 @@ struct SaveDesc {
 // One layer's update: SGD with Quantization-Aware Scaling, per output channel multipliers
 // (m, k): step = -grad * m * 2^(k - 15 + e); int8 weights round stochastically, biases to nearest.
 struct LayerUpdate {
-  int8_t* weights;           // SRAM copy (nullptr: weights frozen)
+  int8_t* weights;           // SRAM copy of the whole tensor, or the op's slice values (nullptr: frozen)
+  bool sliced;               // weights holds only the slice [O][rows][KW][channels] (model.h WeightSlice)
   int32_t* bias;             // SRAM copy (nullptr: bias frozen)
   const int32_t* channels;   // the weight's last axis: conv / FC input channels, depthwise channels
   int32_t n_channels;
@@ -75,7 +76,8 @@ struct BackStep {
   const LayerUpdate* update;  // nullptr: nothing of this layer is trained
 };
 
-// A trained tensor: SRAM copy `dst` of `bytes` from flash `src`, restored at boot and RESET.
+// A trained tensor: SRAM copy `dst` of `bytes` from flash `src` (nullptr: a WeightSlice, gathered
+// from its op's flash weights), restored at boot and RESET.
 struct ParamCopy {
   void* dst;
   const void* src;
@@ -97,7 +99,7 @@ struct Training {
 };
 
 // Restores the trained tensors from flash.
-void training_reset(const Training& t);
+void training_reset(const ModelDesc& m, const Training& t);
 
 // The forward pass of model m with the saves of t (t may be nullptr: plain inference).
 void forward_with_saves(const ModelDesc& m, const Training* t);

@@ -8,7 +8,7 @@ namespace odt {
 
 void conv2d_s8_plain(const ConvParams& p, const ChannelQuant& q, const Dims& in,
                      const int8_t* input, const Dims& filter, const int8_t* weights,
-                     const int32_t* bias, const Dims& out, int8_t* output) {
+                     const int32_t* bias, const Dims& out, int8_t* output, const WeightSlice* slice) {
   const int32_t depth = in.c;  // == filter.c
   for (int32_t b = 0; b < out.n; ++b) {
     for (int32_t oy = 0; oy < out.h; ++oy) {
@@ -27,6 +27,21 @@ void conv2d_s8_plain(const ConvParams& p, const ChannelQuant& q, const Dims& in,
               const int8_t* wp = weights + ((oc * filter.h + fy) * filter.w + fx) * depth;
               for (int32_t ic = 0; ic < depth; ++ic) {
                 acc += static_cast<int32_t>(wp[ic]) * (static_cast<int32_t>(xp[ic]) + p.input_offset);
+              }
+            }
+          }
+          for (int32_t r = 0; slice != nullptr && r < slice->n_rows; ++r) {   // the trained values instead
+            const int32_t fy = slice->rows[r], iy = y0 + p.dilation_h * fy;
+            if (iy < 0 || iy >= in.h) continue;
+            for (int32_t fx = 0; fx < filter.w; ++fx) {
+              const int32_t ix = x0 + p.dilation_w * fx;
+              if (ix < 0 || ix >= in.w) continue;
+              const int8_t* xp = input + ((b * in.h + iy) * in.w + ix) * depth;
+              const int8_t* wp = weights + ((oc * filter.h + fy) * filter.w + fx) * depth;
+              const int8_t* sp = slice->values + ((oc * slice->n_rows + r) * filter.w + fx) * slice->n_channels;
+              for (int32_t k = 0; k < slice->n_channels; ++k) {
+                const int32_t ic = slice->channels[k];
+                acc += (sp[k] - wp[ic]) * (static_cast<int32_t>(xp[ic]) + p.input_offset);
               }
             }
           }

@@ -9,7 +9,8 @@ namespace odt {
 
 void fully_connected_s8_plain(const FcParams& p, const ChannelQuant& q, int32_t batches,
                               int32_t in_features, const int8_t* input, int32_t out_features,
-                              const int8_t* weights, const int32_t* bias, int8_t* output) {
+                              const int8_t* weights, const int32_t* bias, int8_t* output,
+                              const WeightSlice* slice) {
   for (int32_t b = 0; b < batches; ++b) {
     const int8_t* x = input + b * in_features;
     for (int32_t o = 0; o < out_features; ++o) {
@@ -17,6 +18,10 @@ void fully_connected_s8_plain(const FcParams& p, const ChannelQuant& q, int32_t 
       int32_t acc = 0;
       for (int32_t i = 0; i < in_features; ++i) {
         acc += static_cast<int32_t>(w[i]) * (static_cast<int32_t>(x[i]) + p.input_offset);
+      }
+      for (int32_t k = 0; slice != nullptr && k < slice->n_channels; ++k) {   // the trained values instead
+        const int32_t i = slice->channels[k];
+        acc += (slice->values[o * slice->n_channels + k] - w[i]) * (static_cast<int32_t>(x[i]) + p.input_offset);
       }
       if (bias != nullptr) acc += bias[o];
       acc = multiply_by_quantized_multiplier(acc, q.multiplier[o], q.shift[o]);

@@ -28,6 +28,19 @@ struct ChannelQuant {
   const int32_t* shift;
 };
 
+// The trained part of a conv's or fully connected layer's weights, kept in SRAM while the rest
+// stays in flash: the values of the selected channels (the weight's last axis) and kernel rows,
+// [O][n_rows][KW][n_channels] for a conv (OHWI), [O][n_channels] for a fully connected layer
+// (n_rows 1). Where they fall, they replace the flash tensor's values.
+struct WeightSlice {
+  int8_t* values;
+  const int32_t* channels;
+  int32_t n_channels;
+  const int32_t* rows;
+  int32_t n_rows;
+  const int16_t* slot;   // per channel of the last axis: its index in `channels`, or -1
+};
+
 // CONV_2D and DEPTHWISE_CONV_2D.
 struct ConvParams {
   int32_t input_offset;      // minus the input zero point, in [-127, 128]
@@ -130,9 +143,11 @@ int32_t multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int32_t 
 void conv2d_s8(const ConvParams& p, const ChannelQuant& q, const Dims& in, const int8_t* input,
                const Dims& filter, const int8_t* weights, const int32_t* bias, const Dims& out,
                int8_t* output);
+// The plain loops; with a slice, the weights are the flash tensor overlaid with it.
 void conv2d_s8_plain(const ConvParams& p, const ChannelQuant& q, const Dims& in,
                      const int8_t* input, const Dims& filter, const int8_t* weights,
-                     const int32_t* bias, const Dims& out, int8_t* output);
+                     const int32_t* bias, const Dims& out, int8_t* output,
+                     const WeightSlice* slice = nullptr);
 
 void depthwise_conv2d_s8(const ConvParams& p, const ChannelQuant& q, const Dims& in,
                          const int8_t* input, const Dims& filter, const int8_t* weights,
@@ -146,7 +161,8 @@ void fully_connected_s8(const FcParams& p, const ChannelQuant& q, int32_t batche
                         const int8_t* weights, const int32_t* bias, int8_t* output);
 void fully_connected_s8_plain(const FcParams& p, const ChannelQuant& q, int32_t batches,
                               int32_t in_features, const int8_t* input, int32_t out_features,
-                              const int8_t* weights, const int32_t* bias, int8_t* output);
+                              const int8_t* weights, const int32_t* bias, int8_t* output,
+                              const WeightSlice* slice = nullptr);
 
 void mean_hw_s8(const MeanParams& p, const Dims& in, const int8_t* input, int8_t* output);
 
