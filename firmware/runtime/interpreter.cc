@@ -19,24 +19,15 @@ void invoke_op(const ModelDesc& m, int32_t i) {
   int8_t* out = m.arena + op.output;
   switch (op.kind) {
     case kOpConv2D:
-      if (op.slice) {   // a trained slice overlays the flash weights: the plain loop knows how
-        conv2d_s8_plain(op.conv, op.quant, op.in, in, op.filter, op.weights, op.bias, op.out, out, op.slice);
-      } else {
-        conv2d_s8(op.conv, op.quant, op.in, in, op.filter, op.weights, op.bias, op.out, out);
-      }
+      conv2d_s8(op.conv, op.quant, op.in, in, op.filter, op.weights, op.bias, op.out, out, op.slice);
       break;
     case kOpDepthwiseConv2D:
       depthwise_conv2d_s8(op.conv, op.quant, op.in, in, op.filter, op.weights, op.bias, op.out,
                           out);
       break;
     case kOpFullyConnected:
-      if (op.slice) {
-        fully_connected_s8_plain(op.fc, op.quant, op.in.n, op.in.h * op.in.w * op.in.c, in,
-                                 op.out.h * op.out.w * op.out.c, op.weights, op.bias, out, op.slice);
-      } else {
-        fully_connected_s8(op.fc, op.quant, op.in.n, op.in.h * op.in.w * op.in.c, in,
-                           op.out.h * op.out.w * op.out.c, op.weights, op.bias, out);
-      }
+      fully_connected_s8(op.fc, op.quant, op.in.n, op.in.h * op.in.w * op.in.c, in,
+                         op.out.h * op.out.w * op.out.c, op.weights, op.bias, out, op.slice);
       break;
     case kOpMeanHW:
       mean_hw_s8(op.mean, op.in, in, out);

@@ -3,6 +3,7 @@
 // one (dsp_s8.h), else the plain one. Both give the same bits.
 #include "dsp_s8.h"
 #include "kernels.h"
+#include "weight_slice.h"
 
 namespace odt {
 
@@ -30,20 +31,8 @@ void conv2d_s8_plain(const ConvParams& p, const ChannelQuant& q, const Dims& in,
               }
             }
           }
-          for (int32_t r = 0; slice != nullptr && r < slice->n_rows; ++r) {   // the trained values instead
-            const int32_t fy = slice->rows[r], iy = y0 + p.dilation_h * fy;
-            if (iy < 0 || iy >= in.h) continue;
-            for (int32_t fx = 0; fx < filter.w; ++fx) {
-              const int32_t ix = x0 + p.dilation_w * fx;
-              if (ix < 0 || ix >= in.w) continue;
-              const int8_t* xp = input + ((b * in.h + iy) * in.w + ix) * depth;
-              const int8_t* wp = weights + ((oc * filter.h + fy) * filter.w + fx) * depth;
-              const int8_t* sp = slice->values + ((oc * slice->n_rows + r) * filter.w + fx) * slice->n_channels;
-              for (int32_t k = 0; k < slice->n_channels; ++k) {
-                const int32_t ic = slice->channels[k];
-                acc += (sp[k] - wp[ic]) * (static_cast<int32_t>(xp[ic]) + p.input_offset);
-              }
-            }
+          if (slice != nullptr) {
+            acc += conv_slice_delta(*slice, p, in, filter, input + b * in.h * in.w * depth, weights, oc, y0, x0);
           }
           if (bias != nullptr) acc += bias[oc];
           acc = multiply_by_quantized_multiplier(acc, q.multiplier[oc], q.shift[oc]);
@@ -63,7 +52,7 @@ void conv2d_s8_plain(const ConvParams& p, const ChannelQuant& q, const Dims& in,
 // both input and weights, so each row is one dot product of (taps * depth) values.
 void conv2d_s8(const ConvParams& p, const ChannelQuant& q, const Dims& in, const int8_t* input,
                const Dims& filter, const int8_t* weights, const int32_t* bias, const Dims& out,
-               int8_t* output) {
+               int8_t* output, const WeightSlice* slice) {
   const int32_t depth = in.c;  // == filter.c
   const int32_t filter_size = filter.h * filter.w * depth;
   const int32_t offset2 = dsp::dual16(p.input_offset);
@@ -92,6 +81,11 @@ void conv2d_s8(const ConvParams& p, const ChannelQuant& q, const Dims& in, const
                            run, offset2, acc0, acc1);
             }
           }
+          if (slice != nullptr) {   // trained values overlay the flash weights
+            const int8_t* xb = input + b * in.h * in.w * depth;
+            acc0 += conv_slice_delta(*slice, p, in, filter, xb, weights, oc, y0, x0);
+            if (pair) acc1 += conv_slice_delta(*slice, p, in, filter, xb, weights, oc + 1, y0, x0);
+          }
           o[oc] = dsp::requantize(acc0, bias, q, oc, p.output_offset, p.act_min, p.act_max);
           if (pair) {
             o[oc + 1] =
@@ -107,8 +101,8 @@ void conv2d_s8(const ConvParams& p, const ChannelQuant& q, const Dims& in, const
 
 void conv2d_s8(const ConvParams& p, const ChannelQuant& q, const Dims& in, const int8_t* input,
                const Dims& filter, const int8_t* weights, const int32_t* bias, const Dims& out,
-               int8_t* output) {
-  conv2d_s8_plain(p, q, in, input, filter, weights, bias, out, output);
+               int8_t* output, const WeightSlice* slice) {
+  conv2d_s8_plain(p, q, in, input, filter, weights, bias, out, output, slice);
 }
 
 #endif  // ODT_KERNELS_DSP

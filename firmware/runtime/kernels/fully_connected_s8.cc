@@ -4,6 +4,7 @@
 // one. Both give the same bits.
 #include "dsp_s8.h"
 #include "kernels.h"
+#include "weight_slice.h"
 
 namespace odt {
 
@@ -19,10 +20,7 @@ void fully_connected_s8_plain(const FcParams& p, const ChannelQuant& q, int32_t 
       for (int32_t i = 0; i < in_features; ++i) {
         acc += static_cast<int32_t>(w[i]) * (static_cast<int32_t>(x[i]) + p.input_offset);
       }
-      for (int32_t k = 0; slice != nullptr && k < slice->n_channels; ++k) {   // the trained values instead
-        const int32_t i = slice->channels[k];
-        acc += (slice->values[o * slice->n_channels + k] - w[i]) * (static_cast<int32_t>(x[i]) + p.input_offset);
-      }
+      if (slice != nullptr) acc += fc_slice_delta(*slice, p.input_offset, x, weights, in_features, o);
       if (bias != nullptr) acc += bias[o];
       acc = multiply_by_quantized_multiplier(acc, q.multiplier[o], q.shift[o]);
       acc += p.output_offset;
@@ -37,7 +35,8 @@ void fully_connected_s8_plain(const FcParams& p, const ChannelQuant& q, int32_t 
 // Two output features at a time, four inputs per step (dsp::dot2_s8).
 void fully_connected_s8(const FcParams& p, const ChannelQuant& q, int32_t batches,
                         int32_t in_features, const int8_t* input, int32_t out_features,
-                        const int8_t* weights, const int32_t* bias, int8_t* output) {
+                        const int8_t* weights, const int32_t* bias, int8_t* output,
+                        const WeightSlice* slice) {
   const int32_t offset2 = dsp::dual16(p.input_offset);
   for (int32_t b = 0; b < batches; ++b) {
     const int8_t* x = input + b * in_features;
@@ -47,6 +46,10 @@ void fully_connected_s8(const FcParams& p, const ChannelQuant& q, int32_t batche
       const int8_t* w0 = weights + o * in_features;
       int32_t acc0 = 0, acc1 = 0;
       dsp::dot2_s8(x, w0, pair ? w0 + in_features : w0, in_features, offset2, acc0, acc1);
+      if (slice != nullptr) {   // trained values overlay the flash weights
+        acc0 += fc_slice_delta(*slice, p.input_offset, x, weights, in_features, o);
+        if (pair) acc1 += fc_slice_delta(*slice, p.input_offset, x, weights, in_features, o + 1);
+      }
       y[o] = dsp::requantize(acc0, bias, q, o, p.output_offset, p.act_min, p.act_max);
       if (pair) {
         y[o + 1] = dsp::requantize(acc1, bias, q, o + 1, p.output_offset, p.act_min, p.act_max);
@@ -59,8 +62,9 @@ void fully_connected_s8(const FcParams& p, const ChannelQuant& q, int32_t batche
 
 void fully_connected_s8(const FcParams& p, const ChannelQuant& q, int32_t batches,
                         int32_t in_features, const int8_t* input, int32_t out_features,
-                        const int8_t* weights, const int32_t* bias, int8_t* output) {
-  fully_connected_s8_plain(p, q, batches, in_features, input, out_features, weights, bias, output);
+                        const int8_t* weights, const int32_t* bias, int8_t* output,
+                        const WeightSlice* slice) {
+  fully_connected_s8_plain(p, q, batches, in_features, input, out_features, weights, bias, output, slice);
 }
 
 #endif  // ODT_KERNELS_DSP

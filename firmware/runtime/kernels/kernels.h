@@ -142,8 +142,8 @@ int32_t multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int32_t 
 // <name>_plain reference loop elsewhere; both give the same bits (firmware/tests/kernels_dsp).
 void conv2d_s8(const ConvParams& p, const ChannelQuant& q, const Dims& in, const int8_t* input,
                const Dims& filter, const int8_t* weights, const int32_t* bias, const Dims& out,
-               int8_t* output);
-// The plain loops; with a slice, the weights are the flash tensor overlaid with it.
+               int8_t* output, const WeightSlice* slice = nullptr);
+// With a slice, the weights are the flash tensor overlaid with it (weight_slice.h).
 void conv2d_s8_plain(const ConvParams& p, const ChannelQuant& q, const Dims& in,
                      const int8_t* input, const Dims& filter, const int8_t* weights,
                      const int32_t* bias, const Dims& out, int8_t* output,
@@ -158,7 +158,8 @@ void depthwise_conv2d_s8_plain(const ConvParams& p, const ChannelQuant& q, const
 
 void fully_connected_s8(const FcParams& p, const ChannelQuant& q, int32_t batches,
                         int32_t in_features, const int8_t* input, int32_t out_features,
-                        const int8_t* weights, const int32_t* bias, int8_t* output);
+                        const int8_t* weights, const int32_t* bias, int8_t* output,
+                        const WeightSlice* slice = nullptr);
 void fully_connected_s8_plain(const FcParams& p, const ChannelQuant& q, int32_t batches,
                               int32_t in_features, const int8_t* input, int32_t out_features,
                               const int8_t* weights, const int32_t* bias, int8_t* output,
