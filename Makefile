@@ -9,9 +9,10 @@ BOARD ?= qemu-m7
 KWS := build/kws
 SEED ?= 0
 LR ?= 0.02
+BUDGET ?= 64KB
 
-.PHONY: setup demo test firmware flash corpus pretrain export bake clean config_info verify bench-methods \
-	bench-firmware plan-vs-measured
+.PHONY: setup demo test firmware flash corpus pretrain export scheme bake clean config_info verify bench-methods \
+	bench-firmware plan-vs-measured bench-search
 
 setup:
 	scripts/setup.sh
@@ -26,12 +27,18 @@ $(KWS)/dscnn.pt: $(KWS)/corpus/corpus.json
 $(KWS)/dscnn.tflite: $(KWS)/dscnn.pt
 	$(PY) -m model_prep.export $< -o $@ --data $(KWS)/corpus
 
-$(KWS)/baked/model_data.cc: $(KWS)/dscnn.tflite
-	$(PY) -m model_prep.bake $< -o $(KWS)/baked --train classifier --lr $(LR)
+# the scheme: NSGA-II over the committed contribution analysis of DS-CNN on KWS, within BUDGET of SRAM
+$(KWS)/scheme.json: $(KWS)/dscnn.tflite results/contrib-dscnn-kws.json
+	$(PY) -m search.run --model dscnn --dataset kws --tflite $< --contrib results/contrib-dscnn-kws.json \
+		--budget $(BUDGET) --out $@
+
+$(KWS)/baked/model_data.cc: $(KWS)/dscnn.tflite $(KWS)/scheme.json
+	$(PY) -m model_prep.bake $< -o $(KWS)/baked --scheme $(KWS)/scheme.json --lr $(LR)
 
 corpus: setup $(KWS)/corpus/corpus.json
 pretrain: setup $(KWS)/dscnn.pt
 export: setup $(KWS)/dscnn.tflite
+scheme: setup $(KWS)/scheme.json
 bake: setup $(KWS)/baked/model_data.cc
 
 firmware: bake
@@ -64,6 +71,10 @@ bench-firmware: setup
 
 plan-vs-measured: setup
 	$(PY) -m host_tools.plan_vs_measured
+	$(PY) scripts/readme_results.py
+
+bench-search: setup
+	$(PY) -m search.bench
 	$(PY) scripts/readme_results.py
 
 config_info:

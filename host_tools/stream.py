@@ -97,6 +97,7 @@ def run(dev, args, port):
         "peak_sram_bytes": info["peak_sram_bytes"], "flash_bytes": info["flash_bytes"],
         "static_sram_bytes": info["static_sram_bytes"], "arena_bytes": info["arena_bytes"],
         "stack_bytes_used": info["stack_bytes_used"], "trainable_bytes": info["trainable_bytes"],
+        "updates": info.get("updates", []), "planned_sram_bytes": info.get("planned_sram_bytes"),
         "ticks_per_train_step": stats["train_ticks"] / max(1, stats["samples_trained"]),
         "ticks_per_inference": stats["eval_ticks"] / max(1, stats["evals"]), "tick_hz": stats["tick_hz"],
         "seconds": round(time.time() - t0, 1), **run_record(),
@@ -105,12 +106,17 @@ def run(dev, args, port):
 
 
 def report(s):
-    print(f"board {s['board']}  model {s['model']}  trains {s['scheme']}")
+    print(f"board {s['board']}  model {s['model']}  trains {s['scheme']}: {len(s['updates'])} layer(s)")
+    for u in s["updates"]:
+        weights = f"weights {u['channels']}/{u['of']} channels" if u["channels"] else "no weights"
+        rows = f", {u['rows']} kernel row(s)" if u["channels"] and u.get("rows") else ""
+        print(f"  {u['layer']:24s} {weights}{rows}{', bias' if u['bias'] else ''}")
     print(f"on-device accuracy on {s['eval_samples']} held-out samples: "
           f"before {100 * s['acc_before']:.1f} %  ->  after {100 * s['acc_after']:.1f} % "
           f"({s['samples_trained']} samples trained)")
     print(f"peak SRAM {s['peak_sram_bytes']} bytes (static {s['static_sram_bytes']} incl. arena "
-          f"{s['arena_bytes']}, stack {s['stack_bytes_used']})  flash {s['flash_bytes']} bytes")
+          f"{s['arena_bytes']}, stack {s['stack_bytes_used']}; planned {s['planned_sram_bytes']})  "
+          f"flash {s['flash_bytes']} bytes")
 
 
 def main(argv=None):

@@ -118,7 +118,9 @@ def firmware(r):
         "qemu-m7: the STM32F746 build under QEMU, SRAM = static + stack high-water after the training steps, "
         "instructions = Cortex-M7 instructions (icount); host: the x86-64 build, for pairs the linker refused for "
         "the chip and the sparse scheme beside them, SRAM as planned, instructions counted by callgrind. A training "
-        "step is a TRAIN request (forward included).",
+        "step is a TRAIN request (forward included). PyTorch full BP: the peak resident memory of a process running "
+        "one fp32 full-backprop SGD step of the float model at batch 1 (what PyTorch needs to train it, as Lin et al. "
+        "compare), and in brackets its tensors alone (parameters, gradients, momentum, saved activations).",
         "",
         "| model | scheme | board | input | flash | SRAM | fits 256 KB | instr. inference | instr. train step "
         "| MACs train step | PyTorch full BP | PyTorch / SRAM |",
@@ -128,7 +130,8 @@ def firmware(r):
         flash = "—" if x["flash_bytes"] is None else f"{x['flash_bytes'] / 1024:.1f} KiB"
         step = "—" if x["instructions_train_step"] is None else f"{x['instructions_train_step'] / 1e6:.2f} M"
         macs = "—" if x["macs_train_step"] is None else f"{x['macs_train_step'] / 1e6:.2f} M"
-        torch_bytes = "—" if x["pytorch_full_bp_bytes"] is None else f"{x['pytorch_full_bp_bytes'] / 2 ** 20:.1f} MiB"
+        torch_bytes = "—" if x["pytorch_full_bp_bytes"] is None else (
+            f"{x['pytorch_full_bp_bytes'] / 2 ** 20:.0f} MiB ({x.get('pytorch_full_bp_tensor_bytes', 0) / 2 ** 20:.1f})")
         ratio = "—" if x["pytorch_over_sram"] is None else f"{x['pytorch_over_sram']:.0f}x"
         lines.append(f"| {x['model']} | {x['scheme']} | {x['board']} | {x['resolution']} | {flash} "
                      f"| {x['sram_bytes'] / 1024:.1f} KiB | {'yes' if x['fits_256k'] else 'no'} "

@@ -1,0 +1,182 @@
+"""NSGA-II against random search (and the paper's rule, and TinyTrain) for sparse-update schemes.
+
+    python -m search.bench                 # every row with a contribution table, budgets 64/128/256 KB, 5 seeds
+    python -m search.bench --quick         # kws/dscnn, one budget, 2 seeds, few evaluations (smoke test)
+
+Per row (model, task) and SRAM budget, for each seed: NSGA-II and random search with the same number
+of evaluations (search.ga), hypervolume after every generation of both (objectives normalized:
+1 - gain / the table's largest possible gain, SRAM / budget, MACs / MACs of updating every layer;
+reference point (1, 1, 1)). Reported: ga_evals_to_random_final_hv_fraction (the evaluations NSGA-II
+needs to reach random search's final hypervolume, over the total; mean over seeds, 1.0 when it never
+does), and the best scheme per budget of each method re-evaluated by real sparse training on the
+test split (search.evaluate, through Dask): NSGA-II's and random search's of highest predicted gain
+(per seed), TinyTrain's greedy criterion and Lin et al.'s rule under the same planner budget (the
+rule's SRAM is fixed: None when over the budget). Additivity: the final fronts' schemes within the
+budget, trained for real on the validation split, measured gain (over the classifier alone) against
+the table's prediction, Pearson correlation. Writes results/search.json, a PNG (hypervolume curves,
+Pareto fronts) and a table.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from pymoo.indicators.hv import HV
+
+from model_prep.provenance import run_record
+from model_prep.training_plan import TrainingPlan
+from search import baselines, contrib, tasks
+from search.evaluate import Evaluator
+from search.ga import nsga2, random_search
+from search.space import Space
+
+ROOT = Path(__file__).resolve().parent.parent
+ROWS = {   # (dataset, model) -> contribution table (search.contrib's output)
+    ("kws", "dscnn"): ROOT / "results" / "contrib-dscnn-kws.json",
+    ("digits", "mcunet"): ROOT / "build" / "contrib" / "mcunet-digits.json",
+    ("digits", "mobilenetv2-w0.35"): ROOT / "build" / "contrib" / "mobilenetv2-w0.35-digits.json",
+    ("kws", "mcunet"): ROOT / "build" / "contrib" / "mcunet-kws.json",
+}
+BUDGETS = (64 * 1024, 128 * 1024, 256 * 1024)
+
+
+def normalizer(space, table):
+    """Objectives -> [0, 1]-ish for the hypervolume (see the module doc)."""
+    best = {}
+    for (n, r), d in space.weight_gain.items():
+        best[n] = max(best.get(n, 0.0), d)
+    top = max(max(space.bias_gain.values()), 0.0) + sum(max(v, 0.0) for v in best.values())
+    full = space.macs(space.upper)
+    return lambda F, budget: np.column_stack([1 + F[:, 0] / top, F[:, 1] / budget, F[:, 2] / full])
+
+
+def hv_curve(archive, norm, budget, every):
+    hv, F = HV(ref_point=np.ones(3)), norm(np.asarray(archive.f), budget)
+    return [float(hv(F[:n])) for n in range(every, len(F) + 1, every)]
+
+
+def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, log):
+    norm = normalizer(space, table)
+    sim = space.sim
+    data = tasks.device_data(task, evaluator.cfg.train, evaluator.cfg.test, seed=0)
+    potentials = baselines.fisher_potentials(sim, data.q_train[:32], data.y_train[:32])
+    out = []
+    for budget in budgets:
+        if space.sram(np.zeros(space.n_var, int)) > budget:
+            log(f"{label}: budget {budget // 1024} KiB below the classifier alone; skipped")
+            continue
+        t0 = time.time()
+        curves, fractions, picks, fronts = {"ga": [], "random": []}, [], {"ga": [], "random": []}, []
+        for seed in seeds:
+            ga = nsga2(space, budget, evals, seed=seed, pop_size=pop)
+            rs = random_search(space, budget, evals, seed=seed)
+            for name, a in (("ga", ga), ("random", rs)):
+                curves[name].append(hv_curve(a, norm, budget, pop))
+                picks[name].append(a.best(budget))
+            target = curves["random"][-1][-1]
+            reach = next((i for i, h in enumerate(curves["ga"][-1]) if h >= target - 1e-12), None)
+            fractions.append(1.0 if reach is None else (reach + 1) * pop / evals)
+            fronts.append([ga.x[i] for i in ga.front() if ga.f[i][1] <= budget])
+        plan_of = lambda s: TrainingPlan(sim, s).sram_bytes()   # noqa: E731
+        tiny = baselines.tinytrain(sim, data.q_train[:32], data.y_train[:32], budget, model=space.model,
+                                   potentials=potentials, memory_of=plan_of)
+        rule = baselines.paper_rule(sim.graph, space.model)
+        schemes = {f"{m}:{s}": space.scheme(x) for m in picks for s, x in zip(seeds, picks[m])}
+        schemes["tinytrain"], schemes["paper_rule"] = tiny, rule
+        acc = dict(zip(schemes, evaluator.accuracy(list(schemes.values()), split="test")))
+        best = {m: float(np.mean([acc[f"{m}:{s}"] for s in seeds])) for m in picks}
+        best["tinytrain"] = acc["tinytrain"]
+        best["paper_rule"] = acc["paper_rule"] if plan_of(rule) <= budget else None
+        # additivity: predicted vs measured gain of the fronts' schemes (validation, as the table)
+        cand = {tuple(x): x for f in fronts for x in sorted(f, key=lambda x: -space.gain(x))[:4]}
+        cand[tuple(np.zeros(space.n_var, int))] = np.zeros(space.n_var, int)
+        xs = list(cand.values())
+        measured = evaluator.accuracy([space.scheme(x) for x in xs], split="val")
+        predicted = [space.gain(x) for x in xs]
+        gains = [m - table["classifier_only"] for m in measured]
+        corr = float(np.corrcoef(predicted, gains)[0, 1]) if len(xs) > 2 and np.std(gains) > 0 else None
+        ga_c, rs_c = np.asarray(curves["ga"]), np.asarray(curves["random"])
+        row = {"model": space.model, "task": task.dataset, "budget_bytes": budget, "seeds": len(seeds),
+               "evals": evals, "ga_evals_to_random_final_hv_fraction": float(np.mean(fractions)),
+               "best_acc": best,
+               "hv_evals": list(range(pop, evals + 1, pop)),
+               "hv": {"ga_mean": ga_c.mean(0).tolist(), "ga_std": ga_c.std(0).tolist(),
+                      "random_mean": rs_c.mean(0).tolist(), "random_std": rs_c.std(0).tolist()},
+               "fractions": fractions,
+               "predicted_gain": {m: float(np.mean([space.gain(x) for x in picks[m]])) for m in picks},
+               "sram_bytes": {m: float(np.mean([space.sram(x) for x in picks[m]])) for m in picks}
+               | {"tinytrain": plan_of(tiny), "paper_rule": plan_of(rule)},
+               "schemes": {"ga": space.describe(picks["ga"][0]), "random": space.describe(picks["random"][0])},
+               "additivity": {"n": len(xs), "pearson": corr, "predicted": predicted, "measured": gains}}
+        out.append(row)
+        pct = lambda v: "—" if v is None else f"{100 * v:.1f}"   # noqa: E731
+        log(f"{label:28s} {budget // 1024:4d} KiB  GA reaches random's final HV at "
+            f"{100 * row['ga_evals_to_random_final_hv_fraction']:5.1f} % of the evaluations; test accuracy GA "
+            f"{pct(best['ga'])} random {pct(best['random'])} TinyTrain {pct(best['tinytrain'])} "
+            f"rule {pct(best['paper_rule'])}; additivity r = {'—' if corr is None else round(corr, 2)} "
+            f"({time.time() - t0:.0f} s)")
+    return out
+
+
+def plot(rows, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, max(len(rows), 1), figsize=(3.6 * max(len(rows), 1), 3.2), squeeze=False)
+    for ax, r in zip(axes[0], rows):
+        n = np.asarray(r["hv_evals"])
+        for name, color in (("ga", "tab:blue"), ("random", "tab:orange")):
+            m, s = np.asarray(r["hv"][f"{name}_mean"]), np.asarray(r["hv"][f"{name}_std"])
+            ax.plot(n, m, color=color, label="NSGA-II" if name == "ga" else "random search")
+            ax.fill_between(n, m - s, m + s, color=color, alpha=0.2)
+        ax.set_title(f"{r['model']} / {r['task']}, {r['budget_bytes'] // 1024} KiB", fontsize=8)
+        ax.set_xlabel("evaluations", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("hypervolume (mean ± std over seeds)", fontsize=8)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="kws/dscnn, 128 KiB, 2 seeds, 48 evaluations, 64 samples")
+    ap.add_argument("--row", action="append", help="dataset/model, repeatable (default: every row with a table)")
+    ap.add_argument("--contrib", type=Path, help="the table of a single --row (default: ROWS)")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--evals", type=int, default=480)
+    ap.add_argument("--pop", type=int, default=24)
+    ap.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=ROOT / "results" / "search.json")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.seeds, args.evals, args.pop = 2, 48, 12
+    wanted = [tuple(r.split("/", 1)) for r in args.row] if args.row else (
+        [("kws", "dscnn")] if args.quick else [k for k, p in ROWS.items() if p.is_file()])
+    budgets = (128 * 1024,) if args.quick else BUDGETS
+    cfg = contrib.Config(train=64, test=64) if args.quick else contrib.Config()
+    rows = []
+    for dataset, model in wanted:
+        path = args.contrib if args.contrib and len(wanted) == 1 else ROWS.get((dataset, model))
+        if path is None or not Path(path).is_file():
+            sys.exit(f"search.bench: no contribution table for {dataset}/{model} ({path}); run search.contrib first")
+        task = tasks.prepare(dataset, model, quick=args.quick)
+        table = contrib.load(path)
+        space = Space.from_contrib(task.tflite, table)
+        with Evaluator(task, cfg, args.scheduler, args.workers) as ev:
+            rows += row_bench(f"{dataset}/{model}", space, table, task, budgets, list(range(args.seeds)),
+                              args.evals, args.pop, ev, lambda s: print(s, flush=True))
+    command = " ".join(["python -m search.bench"] + (argv if argv is not None else sys.argv[1:]))
+    result = {**run_record(command), "quick": args.quick, "rows": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    plot(rows, args.out.with_suffix(".png"))
+    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()

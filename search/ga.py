@@ -1,0 +1,124 @@
+"""Multi-objective search of sparse-update schemes with pymoo's NSGA-II, and random search beside it.
+
+    space = Space.from_contrib(tflite, table)
+    ga = nsga2(space, budget_bytes=256 * 1024, evals=600, seed=0)        # Archive
+    rs = random_search(space, budget_bytes=256 * 1024, evals=600, seed=0)
+    ga.hv_curve(reference)                                                  # hypervolume after each evaluation
+    ga.best()                                                               # the genome of highest predicted gain
+
+Objectives, all minimized: -gain (predicted accuracy gain), SRAM (the runtime's planner), MACs per
+training step. A candidate over the SRAM budget is repaired, not discarded (BudgetRepair: lower the
+weight ratio, or the bias count, whose predicted gain per byte of Lin et al.'s accounting is least,
+until the planner says it fits), so both searches spend every evaluation on feasible schemes; an
+evaluation is one genome whose objectives were computed. Operators fit the integer genome: uniform
+integer sampling, two-point crossover, polynomial mutation rounded to integers; duplicates are
+eliminated. Random search draws the same genomes through the same repair.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+from pymoo.algorithms.moo.nsga2 import NSGA2
+from pymoo.core.problem import Problem
+from pymoo.core.repair import Repair
+from pymoo.indicators.hv import HV
+from pymoo.operators.crossover.pntx import TwoPointCrossover
+from pymoo.operators.mutation.pm import PM
+from pymoo.operators.repair.rounding import RoundingRepair
+from pymoo.operators.sampling.rnd import IntegerRandomSampling
+from pymoo.optimize import minimize
+
+
+@dataclass
+class Archive:
+    """Every evaluation of a search, in order: genomes and objectives (-gain, SRAM bytes, MACs)."""
+    x: list = field(default_factory=list)
+    f: list = field(default_factory=list)
+
+    def add(self, x, f):
+        self.x.append(np.asarray(x, int).copy())
+        self.f.append(np.asarray(f, float).copy())
+
+    def __len__(self):
+        return len(self.x)
+
+    def hv_curve(self, ref, scale, every=1):
+        """Hypervolume of the first n evaluations (n = every, 2 every, ...), objectives divided by `scale`."""
+        hv, F = HV(ref_point=np.asarray(ref, float)), np.asarray(self.f) / scale
+        ns = list(range(every, len(F) + 1, every))
+        return ns, [float(hv(F[:n])) if n else 0.0 for n in ns]
+
+    def best(self, budget_bytes=None):
+        """The genome of highest predicted gain (within the budget), fewest bytes on ties."""
+        F = np.asarray(self.f)
+        ok = np.ones(len(F), bool) if budget_bytes is None else F[:, 1] <= budget_bytes
+        if not ok.any():
+            return None
+        i = min(np.flatnonzero(ok), key=lambda i: (F[i, 0], F[i, 1]))
+        return self.x[i]
+
+    def front(self):
+        """Indices of the non-dominated evaluations."""
+        F = np.asarray(self.f)
+        return [i for i in range(len(F)) if not any((F[j] <= F[i]).all() and (F[j] < F[i]).any() for j in range(len(F)))]
+
+
+class BudgetRepair(Repair):
+    """Lowers genes until the scheme fits the SRAM budget (the planner's bytes)."""
+
+    def __init__(self, space, budget_bytes):
+        super().__init__()
+        self.space, self.budget = space, budget_bytes
+
+    def fix(self, x):
+        x = np.asarray(x, int).copy()
+        s = self.space
+        while s.sram(x) > self.budget and x.any():
+            options = []
+            if x[0] > 0:
+                options.append((s.bias_gain[s.ks[x[0]]] - s.bias_gain[s.ks[x[0] - 1]], 0))
+            for i, r in enumerate(x[1:], 1):
+                if r > 0:
+                    lower = s.weight_gain.get((s.layers[i - 1], s.ratios[r - 1]), 0.0) if r > 1 else 0.0
+                    options.append((s.weight_gain[(s.layers[i - 1], s.ratios[r])] - lower, i))
+            _, i = min(options)    # give up the step that buys the least predicted gain
+            x[i] -= 1
+        return x
+
+    def _do(self, problem, X, **kwargs):
+        return np.array([self.fix(x) for x in np.asarray(X, int)])
+
+
+class SchemeProblem(Problem):
+    def __init__(self, space, budget_bytes, archive):
+        super().__init__(n_var=space.n_var, n_obj=3, n_ieq_constr=1, xl=0, xu=space.upper, vtype=int)
+        self.space, self.budget, self.archive = space, budget_bytes, archive
+
+    def _evaluate(self, X, out, *args, **kwargs):
+        F, G = [], []
+        for x in np.asarray(X, int):
+            f = (-self.space.gain(x), *self.space.cost(x))
+            self.archive.add(x, f)
+            F.append(f)
+            G.append(f[1] - self.budget)
+        out["F"], out["G"] = np.array(F, float), np.array(G, float)[:, None]
+
+
+def nsga2(space, budget_bytes, evals, seed=0, pop_size=24):
+    """NSGA-II for `evals` evaluations; returns the Archive of every evaluation."""
+    archive = Archive()
+    algorithm = NSGA2(pop_size=pop_size, sampling=IntegerRandomSampling(),
+                      crossover=TwoPointCrossover(prob=0.9),
+                      mutation=PM(prob=1.0, eta=5, vtype=float, repair=RoundingRepair()),
+                      repair=BudgetRepair(space, budget_bytes), eliminate_duplicates=True)
+    minimize(SchemeProblem(space, budget_bytes, archive), algorithm, ("n_evals", evals), seed=seed, verbose=False)
+    archive.x, archive.f = archive.x[:evals], archive.f[:evals]
+    return archive
+
+
+def random_search(space, budget_bytes, evals, seed=0):
+    """`evals` uniformly random genomes, repaired into the budget like the GA's; the Archive."""
+    rng, repair, archive = np.random.default_rng(seed), BudgetRepair(space, budget_bytes), Archive()
+    for _ in range(evals):
+        x = repair.fix(space.random(rng))
+        archive.add(x, (-space.gain(x), *space.cost(x)))
+    return archive
