@@ -1,0 +1,124 @@
+"""The scheme search: genome, planner memory, NSGA-II with its repair, random search, Dask evaluations, CLIs."""
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+from model_prep import scheme as fmt
+from model_prep.training_plan import TrainingPlan
+from search import contrib, tasks
+from search.ga import BudgetRepair, nsga2, random_search
+from search.space import Space
+
+from conftest import PY, ROOT
+
+TABLE = ROOT / "results" / "contrib-dscnn-kws.json"
+
+
+@pytest.fixture(scope="module")
+def space(kws):
+    return Space.from_contrib(kws.tflite, contrib.load(TABLE))
+
+
+def test_genome_means_the_scheme_and_its_costs(space):
+    none = np.zeros(space.n_var, int)
+    s = space.scheme(none)
+    assert [u.layer for u in s.layers] == [space.classifier] and space.gain(none) == 0
+    top = space.upper
+    full = space.scheme(top)
+    assert {u.layer for u in full.layers} == set(space.body) | {space.classifier}
+    assert all(u.bias for u in full.layers)
+    assert space.gain(top) == pytest.approx(space.bias_gain[space.ks[-1]] + sum(
+        space.weight_gain[(n, 1.0)] for n in space.layers))
+    x = none.copy()
+    x[0], x[1 + space.layers.index("blocks.0.pw")] = 2, 1   # last 2 biases, blocks.0.pw at 1/8
+    s = space.scheme(x)
+    by = {u.layer: u for u in s.layers}
+    assert by["blocks.0.pw"].weight.ratio == 0.125 and not by["blocks.0.pw"].bias
+    assert by[space.body[-1]].bias and by[space.body[-2]].bias and len(by) == 4
+    plan = TrainingPlan(space.sim, s)
+    assert space.cost(x) == (plan.sram_bytes(), plan.trainer.step_macs())
+    assert space.sram(top) > space.sram(x) > space.sram(none)
+
+
+def test_repair_keeps_every_candidate_within_the_budget(space):
+    rng, budget = np.random.default_rng(0), 48 * 1024
+    repair = BudgetRepair(space, budget)
+    for _ in range(40):
+        x = space.random(rng)
+        fixed = repair.fix(x)
+        assert space.sram(fixed) <= budget and (fixed <= x).all()
+        if space.sram(x) <= budget:
+            assert (fixed == x).all(), "a scheme that fits was changed"
+
+
+def test_nsga2_and_random_search_spend_exactly_their_evaluations_within_budget(space):
+    budget = 64 * 1024
+    ga = nsga2(space, budget, 72, seed=3, pop_size=12)
+    again = nsga2(space, budget, 72, seed=3, pop_size=12)
+    rs = random_search(space, budget, 72, seed=3)
+    assert len(ga) == len(rs) == 72
+    assert np.array_equal(np.array(ga.x), np.array(again.x)), "the same seed gave another search"
+    for a in (ga, rs):
+        F = np.array(a.f)
+        assert (F[:, 1] <= budget).all()
+        assert all(-f[0] == pytest.approx(space.gain(x)) for x, f in zip(a.x, a.f))
+    first = {tuple(x) for x in ga.x[:12]}
+    assert len(first) == 12, "duplicates in the first generation"
+    best = ga.best(budget)
+    assert -min(f[0] for f in ga.f) == pytest.approx(space.gain(best))
+    front = ga.front()
+    F = np.array(ga.f)
+    for i in front:   # nothing dominates a front member
+        assert not any((F[j] <= F[i]).all() and (F[j] < F[i]).any() for j in range(len(F)))
+
+
+def test_search_run_writes_a_scheme_bake_accepts(kws, tmp_path):
+    out = tmp_path / "scheme.json"
+    r = subprocess.run([PY, "-m", "search.run", "--model", "dscnn", "--dataset", "kws", "--budget", "64KB",
+                        "--tflite", kws.tflite, "--contrib", TABLE, "--evals", "48", "--out", out],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert out.with_suffix(".png").stat().st_size > 0 and "chosen:" in r.stdout
+    scheme = fmt.load(out)
+    plan = subprocess.run([PY, "-m", "model_prep.bake", "plan", kws.tflite, out, "--json"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert plan.returncode == 0, plan.stderr
+    assert json.loads(plan.stdout)["total_sram_bytes"] <= 64 * 1024 and len(scheme.layers) >= 1
+    for bad, says in ((["--budget", "lots"], "budget 'lots'"), (["--budget", "4KB"], "classifier alone"),
+                      (["--budget", "64KB", "--contrib", tmp_path / "none.json"], "no contribution analysis")):
+        args = ["--model", "dscnn", "--dataset", "kws", "--tflite", kws.tflite, "--contrib", TABLE] + bad
+        r = subprocess.run([PY, "-m", "search.run", *map(str, args)], cwd=ROOT, capture_output=True, text=True)
+        assert r.returncode != 0 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_dask_evaluations_are_cached(kws, tmp_path, space):
+    from search.evaluate import Evaluator
+    task = tasks.Task("kws", "dscnn", True, kws.checkpoint, kws.tflite, kws.corpus)
+    schemes = [space.scheme(np.zeros(space.n_var, int)), space.scheme(np.r_[1, np.zeros(space.n_var - 1, int)])]
+    cfg = contrib.Config(train=24, test=24)
+    with Evaluator(task, cfg, workers=2, work=tmp_path) as ev:
+        acc = ev.accuracy(schemes, split="val")
+        assert ev._client is not None and all(0 <= a <= 1 for a in acc)
+    lines = sum(len(p.read_text().splitlines()) for p in tmp_path.glob("*.jsonl"))
+    with Evaluator(task, cfg, workers=2, work=tmp_path) as ev:
+        assert ev.accuracy(schemes, split="val") == acc
+        assert ev._client is None, "a cached evaluation started a cluster"
+    assert sum(len(p.read_text().splitlines()) for p in tmp_path.glob("*.jsonl")) == lines
+
+
+def test_quick_benchmark_writes_the_comparison(tmp_path):
+    out = tmp_path / "search.json"
+    r = subprocess.run([PY, "-m", "search.bench", "--quick", "--out", out], cwd=ROOT, capture_output=True, text=True,
+                       timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    d = json.loads(out.read_text())
+    assert d["commit"] and d["quick"] and out.with_suffix(".png").stat().st_size > 0
+    (row,) = d["rows"]
+    assert (row["model"], row["task"], row["budget_bytes"], row["seeds"]) == ("dscnn", "kws", 128 * 1024, 2)
+    assert 0 < row["ga_evals_to_random_final_hv_fraction"] <= 1
+    assert set(row["best_acc"]) == {"ga", "random", "tinytrain", "paper_rule"}
+    assert all(v is None or 0 <= v <= 1 for v in row["best_acc"].values())
+    assert len(row["hv"]["ga_mean"]) == len(row["hv_evals"]) == row["evals"] // 12
+    assert row["sram_bytes"]["ga"] <= 128 * 1024 and row["additivity"]["n"] >= 2
