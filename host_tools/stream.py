@@ -109,7 +109,7 @@ def report(s):
     print(f"board {s['board']}  model {s['model']}  trains {s['scheme']}: {len(s['updates'])} layer(s)")
     for u in s["updates"]:
         weights = f"weights {u['channels']}/{u['of']} channels" if u["channels"] else "no weights"
-        rows = f", {u['rows']} kernel row(s)" if u["channels"] and u.get("rows") else ""
+        rows = f", kernel rows {u['rows']}/{u['rows_of']}" if u["channels"] and u["rows"] < u.get("rows_of", 0) else ""
         print(f"  {u['layer']:24s} {weights}{rows}{', bias' if u['bias'] else ''}")
     print(f"on-device accuracy on {s['eval_samples']} held-out samples: "
           f"before {100 * s['acc_before']:.1f} %  ->  after {100 * s['acc_after']:.1f} % "

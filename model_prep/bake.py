@@ -129,7 +129,8 @@ class Baked:
     def info(self):
         inp = self.graph.tensors[self.graph.inputs[0]]
         updates = [{"layer": self.ops[i].name, "bias": u.bias, "channels": len(u.channels),
-                    "of": int(self.ops[i].weights.shape[-1]), "rows": len(u.rows) if len(u.channels) else 0}
+                    "of": int(self.ops[i].weights.shape[-1]), "rows": len(u.rows) if len(u.channels) else 0,
+                    "rows_of": int(self.ops[i].filter_dims[1])}
                    for i, u in sorted(self.training.updates.items())] if self.training else []
         return {
             "model": self.model_name, "scheme": self.train, "tflite_sha256": self.sha256[:16],

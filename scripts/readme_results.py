@@ -169,8 +169,35 @@ def plan_vs_measured(r):
     return "\n".join(lines + ["", "![plan vs measured](results/plan_vs_measured.png)"])
 
 
+def search(r):
+    """NSGA-II against random search, TinyTrain and the paper's rule, per model, task and budget."""
+    pct = lambda v: "—" if v is None else f"{100 * v:.1f} %"   # noqa: E731
+    lines = [
+        "### Scheme search: NSGA-II vs random search (`python -m search.bench`)",
+        "",
+        f"`{r['command']}` — commit {r['commit']}, {r['date']}, {r['machine']}",
+        "",
+        "Per budget (total SRAM of the training firmware, the runtime's planner): evaluations NSGA-II needs to reach "
+        "random search's final hypervolume (same number of evaluations, mean over seeds; 100 % = never), and the "
+        "test accuracy after real sparse training of each method's best scheme (highest predicted gain within the "
+        "budget; GA and random: mean over seeds). Additivity: Pearson r of predicted vs measured gain of the final "
+        "fronts' schemes (validation).",
+        "",
+        "| model | task | budget | seeds x evals | GA evals to random's final HV | GA | random | TinyTrain "
+        "| paper rule | additivity r |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for x in r["rows"]:
+        b, a = x["best_acc"], x["additivity"]["pearson"]
+        lines.append(f"| {x['model']} | {x['task']} | {x['budget_bytes'] // 1024} KiB | {x['seeds']} x {x['evals']} "
+                     f"| {100 * x['ga_evals_to_random_final_hv_fraction']:.0f} % | {pct(b['ga'])} | {pct(b['random'])} "
+                     f"| {pct(b['tinytrain'])} | {pct(b['paper_rule'])} | {'—' if a is None else f'{a:.2f}'} |")
+    return "\n".join(lines + ["", "![search](results/search.png)"])
+
+
 TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": methods,
-          "contrib-dscnn-kws.json": contrib, "firmware.json": firmware, "plan_vs_measured.json": plan_vs_measured}
+          "contrib-dscnn-kws.json": contrib, "firmware.json": firmware, "plan_vs_measured.json": plan_vs_measured,
+          "search.json": search}
 
 
 def datasets_table():

@@ -333,6 +333,10 @@ def main(argv=None):
                     "gain little from more; run analyses side by side instead)")
     ap.add_argument("--work", type=Path, default=WORK, help="cache of measurements")
     ap.add_argument("--tasks-work", type=Path, default=tasks.WORK, help="cache of pre-trained task models")
+    ap.add_argument("--tflite", type=Path, help="analyse this int8 model instead of the task's (with --checkpoint, "
+                    "its float checkpoint, which names its dataset's layout, and --data, the dataset folder)")
+    ap.add_argument("--checkpoint", type=Path, help="with --tflite: the float checkpoint it was exported from")
+    ap.add_argument("--data", type=Path, help="with --tflite: the dataset folder (default: the checkpoint's)")
     ap.add_argument("--out", type=Path, help="default WORK/<model>-<dataset>[-quick].json")
     args = ap.parse_args(argv)
     quick = QUICK if args.quick else {}
@@ -349,7 +353,13 @@ def main(argv=None):
         if args.grad_format not in ("int8", "int16", "float32"):
             raise ContribError(f"--grad-format {args.grad_format}: expected int8, int16 or float32")
         torch.set_num_threads(args.threads)
-        task = tasks.prepare(args.dataset, args.model, quick=args.quick, work=args.tasks_work)
+        if args.tflite is not None:
+            for what, path in (("--tflite", args.tflite), ("--checkpoint", args.checkpoint)):
+                if path is None or not path.is_file():
+                    raise ContribError(f"{what} {path}: no such file (--tflite needs --checkpoint too)")
+            task = tasks.Task(args.dataset, args.model, args.quick, args.checkpoint, args.tflite, args.data)
+        else:
+            task = tasks.prepare(args.dataset, args.model, quick=args.quick, work=args.tasks_work)
         k_max = len(fmt.trainable_layers(Simulator.from_tflite(task.tflite).graph)) - 1
         train = args.train if args.train is not None else quick.get("train", 0)
         test = args.test if args.test is not None else quick.get("test", 0)
