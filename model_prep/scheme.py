@@ -42,7 +42,7 @@ class WeightUpdate:
     channels: tuple | None = None     # channels: explicit indices instead of ratio + select
     groups: tuple | None = None       # subtensor: indices of channel groups
     group_size: int | None = None     # subtensor: channels per group
-    rows: tuple | None = None         # subtensor: indices of kernel rows
+    rows: tuple | None = None         # subtensor or channels: indices of kernel rows (None: all)
     seed: int = 0                     # select "random"
 
 

@@ -82,7 +82,7 @@ class SparseTrainer:
             tflite_op = graph.ops[i]
             out_ch = op.out_dims[3]
             channels = fmt.selected_channels(u, op.weights)
-            rows = u.weight.rows if u.weight.kind == "subtensor" else None
+            rows = u.weight.rows if u.weight.kind in ("channels", "subtensor") else None   # kernel rows
             self.updates[op.name] = _Update(i, op, u.bias, channels, rows,
                                             _scales(graph, tflite_op.inputs[1], out_ch),
                                             float(graph.tensors[op.input].scale[0]))

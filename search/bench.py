@@ -45,7 +45,7 @@ BUDGETS = (64 * 1024, 128 * 1024, 256 * 1024)
 def normalizer(space, table):
     """Objectives -> [0, 1]-ish for the hypervolume (see the module doc)."""
     best = {}
-    for (n, r), d in space.weight_gain.items():
+    for (n, *_), d in space.weight_gain.items():
         best[n] = max(best.get(n, 0.0), d)
     top = max(max(space.bias_gain.values()), 0.0) + sum(max(v, 0.0) for v in best.values())
     full = space.macs(space.upper)

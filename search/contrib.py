@@ -62,6 +62,8 @@ class Config:
     k_step: int = 1               # bias curve: k = 1, 1 + k_step, ... and always K
     ratios: tuple = fmt.RATIOS    # weight update ratios
     layers: str = "all"           # weight layers: all | last:N | comma list of .tflite names
+    selects: tuple = ("magnitude",)   # channel-selection rules measured (scheme.SELECT_RULES)
+    rows: str = "all"             # all | middle: also each layer's middle kernel row alone (kernels taller than 1)
 
 
 # -- what to measure ---------------------------------------------------------------------------------
@@ -98,13 +100,16 @@ def k_values(k_max, step):
     return sorted(set(range(1, k_max + 1, step)) | {k_max}) if k_max else []
 
 
-def make_scheme(model, classifier, biases, weight=None, ratio=None):
-    """Classifier (full weights + bias) + the biases of `biases` + `weight`'s channels at `ratio`."""
+def make_scheme(model, classifier, biases, weight=None, ratio=None, select="magnitude", rows=None):
+    """Classifier (full weights + bias) + the biases of `biases` + `weight`'s channels at `ratio` chosen by
+    `select` (and only kernel `rows`, if given: a sub-tensor)."""
     layers = [{"layer": classifier, "bias": True, "weight": {"kind": "full"}}]
     for name in biases:
         layers.append({"layer": name, "bias": True})
     if weight is not None:
-        w = {"kind": "channels", "ratio": ratio, "select": "magnitude"}
+        w = {"kind": "channels", "ratio": ratio, "select": select}
+        if rows is not None:
+            w["rows"] = list(rows)
         if weight in biases:
             layers[1 + list(biases).index(weight)]["weight"] = w
         else:
@@ -224,8 +229,13 @@ def analyse(task, cfg, work=WORK, command=None):
     jobs = [("classifier only", cls, None), (f"bias-only (last {base} biases)", bias_only, c)]
     bias = [(k, make_scheme(task.model, classifier, last(k))) for k in k_values(k_max, cfg.k_step)]
     jobs += [(f"bias k={k}", s, c) for k, s in bias]
-    weights = [(n, r, make_scheme(task.model, classifier, last(base), n, r)) for n in chosen for r in cfg.ratios]
-    jobs += [(f"weight {n} r={r:g}", s, b) for n, r, s in weights]
+    kernel_h = {n: sim.graph.tensors[fmt.trainable_layers(sim.graph)[n].inputs[1]].shape[1] for n in chosen}
+    variants = lambda n: [None] + ([[kernel_h[n] // 2]] if cfg.rows == "middle" and kernel_h[n] > 1 else [])  # noqa: E731
+    weights = [(n, r, sel, rows, make_scheme(task.model, classifier, last(base), n, r, sel, rows))
+               for n in chosen for sel in cfg.selects for rows in variants(n) for r in cfg.ratios]
+    label = lambda n, r, sel, rows: (f"weight {n} r={r:g}" + ("" if sel == "magnitude" else f" {sel}")  # noqa: E731
+                                     + ("" if rows is None else f" rows {rows}"))
+    jobs += [(label(n, r, sel, rows), s, b) for n, r, sel, rows, s in weights]
     unique = {}                                   # a scheme is measured once (bias k=K is the bias-only)
     for what, s, ref in jobs:
         unique.setdefault(scheme_key(s), (what, s, ref))
@@ -237,14 +247,16 @@ def analyse(task, cfg, work=WORK, command=None):
         a = acc[scheme_key(scheme)]
         return {"accuracy": a, "delta": a - acc[ref], "memory_bytes": memory, "macs_per_step": macs}
 
-    config = {**asdict(cfg), "bias_base": base, "ratios": list(cfg.ratios), "layers": chosen, "quick": task.quick,
+    config = {**asdict(cfg), "bias_base": base, "ratios": list(cfg.ratios), "selects": list(cfg.selects),
+              "layers": chosen, "quick": task.quick,
               "train": len(data.y_train), "test": len(data.y_val), "tflite": str(task.tflite),
               "tflite_sha256": numbers["tflite_sha256"], "cache": str(path)}
     return {"format": FORMAT, **run_record(command, f"{torch.get_num_threads()} threads"),
             "model": task.model, "dataset": task.dataset, "config": config,
             "classifier_only": acc[c], "bias_only": acc[b],
             "bias": [{"k": k, "layers": last(k), **entry(s, c)} for k, s in bias],
-            "weight": [{"layer": n, "ratio": r, **entry(s, b)} for n, r, s in weights]}
+            "weight": [{"layer": n, "ratio": r, "select": sel, "rows": rows, **entry(s, b)}
+                       for n, r, sel, rows, s in weights]}
 
 
 def load(path):
@@ -279,7 +291,9 @@ def table(result, top=10):
     print(f"\n{'weights (top ' + str(len(best)) + ' by Δ)':22s} {'ratio':>6s} {'acc %':>7s} {'Δ pp':>7s} "
           f"{'memory B':>10s} {'MACs/step':>11s}")
     for e in best:
-        print(f"{e['layer']:22s} {e['ratio']:6.3f} {100 * e['accuracy']:7.2f} {100 * e['delta']:+7.2f} "
+        variant = ("" if e.get("select", "magnitude") == "magnitude" else " " + e["select"]) + (
+            "" if e.get("rows") is None else f" rows {e['rows']}")
+        print(f"{e['layer'] + variant:22s} {e['ratio']:6.3f} {100 * e['accuracy']:7.2f} {100 * e['delta']:+7.2f} "
               f"{e['memory_bytes']:10d} {e['macs_per_step']:11d}")
 
 
@@ -290,8 +304,9 @@ def plot(result, path):
     layers = result["config"]["layers"]
     ratios = result["config"]["ratios"]
     grid = np.full((len(layers), len(ratios)), np.nan)
-    for e in result["weight"]:
-        grid[layers.index(e["layer"]), ratios.index(e["ratio"])] = 100 * e["delta"]
+    for e in result["weight"]:   # the heat map: magnitude selection, every kernel row
+        if e.get("select", "magnitude") == "magnitude" and e.get("rows") is None:
+            grid[layers.index(e["layer"]), ratios.index(e["ratio"])] = 100 * e["delta"]
     fig, (ax, hm) = plt.subplots(1, 2, figsize=(10, max(3.5, 1.5 + 0.22 * len(layers))),
                                  gridspec_kw={"width_ratios": [3, 2]})
     ax.plot([e["k"] for e in result["bias"]], [100 * e["delta"] for e in result["bias"]], "o-")
@@ -320,6 +335,10 @@ def main(argv=None):
     ap.add_argument("--layers", help="weight layers: all | last:N | comma list of names (default all; --quick last:2)")
     ap.add_argument("--ratios", help="weight ratios, e.g. 1/8,1/4,1/2,1 (the default; --quick 1/4,1)")
     ap.add_argument("--k-step", type=int, help="bias curve: every n-th k, K always (default 1; --quick K/2)")
+    ap.add_argument("--select", default="magnitude", help="channel-selection rules, comma list of "
+                    f"{', '.join(fmt.SELECT_RULES)} (default magnitude)")
+    ap.add_argument("--rows", default="all", choices=("all", "middle"),
+                    help="middle: also measure each layer's middle kernel row alone (sub-tensor)")
     ap.add_argument("--bias-base", type=int, default=-1, help="bias-only baseline: biases of the last N layers "
                     "(default: all)")
     ap.add_argument("--train", type=int, help="device train samples (default all; --quick 64)")
@@ -345,6 +364,9 @@ def main(argv=None):
             known = ", ".join(f"--dataset {d} --model {m}" for d, m in tasks.ROWS)
             raise ContribError(f"no task for dataset '{args.dataset}' with model '{args.model}'; known: {known}")
         ratios = parse_ratios(args.ratios or quick.get("ratios", "1/8,1/4,1/2,1"))
+        selects = tuple(x.strip() for x in args.select.split(",") if x.strip())
+        if not selects or any(x not in fmt.SELECT_RULES for x in selects):
+            raise ContribError(f"--select {args.select}: expected a comma list of {', '.join(fmt.SELECT_RULES)}")
         numbers = {"epochs": args.epochs, "batch size": args.batch_size, "seeds": args.seeds,
                    "threads": args.threads, "k step": 1 if args.k_step is None else args.k_step}
         for what, n in numbers.items():
@@ -365,7 +387,7 @@ def main(argv=None):
         test = args.test if args.test is not None else quick.get("test", 0)
         cfg = Config(args.lr, args.epochs, args.batch_size, args.grad_format, train, test, args.seeds,
                      args.bias_base, args.k_step or (max(1, k_max // 2) if args.quick else 1), ratios,
-                     args.layers or quick.get("layers", "all"))
+                     args.layers or quick.get("layers", "all"), selects, args.rows)
         command = " ".join(["python -m search.contrib"] + (argv if argv is not None else sys.argv[1:]))
         result = analyse(task, cfg, args.work, command)
     except (ContribError, fmt.SchemeError) as e:

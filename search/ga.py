@@ -72,15 +72,9 @@ class BudgetRepair(Repair):
     def fix(self, x):
         x = np.asarray(x, int).copy()
         s = self.space
-        while s.sram(x) > self.budget and x.any():
-            options = []
-            if x[0] > 0:
-                options.append((s.bias_gain[s.ks[x[0]]] - s.bias_gain[s.ks[x[0] - 1]], 0))
-            for i, r in enumerate(x[1:], 1):
-                if r > 0:
-                    lower = s.weight_gain.get((s.layers[i - 1], s.ratios[r - 1]), 0.0) if r > 1 else 0.0
-                    options.append((s.weight_gain[(s.layers[i - 1], s.ratios[r])] - lower, i))
-            _, i = min(options)    # give up the step that buys the least predicted gain
+        genes = range(1 + len(s.layers))   # the bias count and the weight genes (not the selection rule)
+        while s.sram(x) > self.budget and x[:len(genes)].any():
+            _, i = min((s.step_gain(x, i), i) for i in genes if x[i] > 0)   # give up what buys the least gain
             x[i] -= 1
         return x
 

@@ -6,9 +6,11 @@
     space.gain(x), space.sram(x), space.macs(x)
 
 Genome (Lin et al. 2022): x[0] indexes how many trailing biases are updated (0 or one of the k the
-contribution analysis measured); x[1 + i] indexes candidate layer i's weight-update ratio (0, then
-the analysis's ratios, e.g. 1/8, 1/4, 1/2, 1; channels by weight magnitude, as measured). The
-classifier (weights and bias) is always trained.
+contribution analysis measured); x[1 + i] indexes candidate layer i's weight update: none, or one of
+the variants the analysis measured for it, cheapest first (a ratio of its channels, 1/8 .. 1, and at
+sub-tensor granularity the same restricted to its middle kernel row, `search.contrib --rows middle`);
+when the analysis measured several channel-selection rules (`--select magnitude,random`), a last
+gene picks the rule. The classifier (weights and bias) is always trained.
 Objectives: the accuracy gain predicted by the contribution table, additively (Δacc_b[k] +
 Σ Δacc_W(i, r)); the SRAM the device will use, from the runtime's own planner
 (model_prep.training_plan: what `bake plan` prints and plan_vs_measured confirms on qemu-m7);
@@ -32,8 +34,9 @@ class Space:
     ks: list                         # bias counts the genome can choose (0 first)
     bias_gain: dict                  # k -> Δacc_b[k]
     layers: list                     # candidate layers for weight updates
-    ratios: list                     # 0 first
-    weight_gain: dict                # (layer, ratio) -> Δacc_W
+    options: dict                    # layer -> [None, (ratio, rows or None), ...] cheapest first
+    selects: list                    # channel-selection rules measured
+    weight_gain: dict                # (layer, ratio, rows, select) -> Δacc_W
     _cost: dict = field(default_factory=dict)
 
     @classmethod
@@ -46,51 +49,73 @@ class Space:
             raise ValueError(f"the contribution table ({table['model']}) names layers the model lacks: "
                              f"{', '.join(sorted(missing))}")
         layers = list(dict.fromkeys(w["layer"] for w in table["weight"]))
-        ratios = [0.0] + sorted({float(w["ratio"]) for w in table["weight"]})
+        variant = lambda w: (float(w["ratio"]), None if w.get("rows") is None else tuple(w["rows"]))  # noqa: E731
+        gain = {(w["layer"], *variant(w), w.get("select", "magnitude")): w["delta"] for w in table["weight"]}
+        selects = list(dict.fromkeys(w.get("select", "magnitude") for w in table["weight"]))
+        options = {}
+        for n in layers:
+            mine = [w for w in table["weight"] if w["layer"] == n and w.get("select", "magnitude") == selects[0]]
+            options[n] = [None] + [variant(w) for w in sorted(mine, key=lambda w: (w["memory_bytes"], w["ratio"]))]
+            missing = [(n, *v, sel) for v in options[n][1:] for sel in selects if (n, *v, sel) not in gain]
+            if missing:
+                raise ValueError(f"the contribution table lacks {missing[0]}: every layer needs every variant "
+                                 f"with every selection rule")
         return cls(sim, table["model"], names[-1], names[:-1], [0] + [b["k"] for b in table["bias"]],
-                   {0: 0.0, **{b["k"]: b["delta"] for b in table["bias"]}}, layers, ratios,
-                   {(w["layer"], float(w["ratio"])): w["delta"] for w in table["weight"]})
+                   {0: 0.0, **{b["k"]: b["delta"] for b in table["bias"]}}, layers, options, selects, gain)
 
     # -- the genome ---------------------------------------------------------------------------
 
     @property
     def n_var(self):
-        return 1 + len(self.layers)
+        return 1 + len(self.layers) + (len(self.selects) > 1)
 
     @property
     def upper(self):
-        return np.array([len(self.ks) - 1] + [len(self.ratios) - 1] * len(self.layers))
+        select = [len(self.selects) - 1] if len(self.selects) > 1 else []
+        return np.array([len(self.ks) - 1] + [len(self.options[n]) - 1 for n in self.layers] + select)
+
+    def _decode(self, x):
+        """(k, {layer: (ratio, rows)} of the updated weights, selection rule) of a genome."""
+        x = np.asarray(x, int)
+        genes = x[1:1 + len(self.layers)]
+        select = self.selects[x[-1]] if len(self.selects) > 1 else self.selects[0]
+        return self.ks[x[0]], {n: self.options[n][g] for n, g in zip(self.layers, genes) if g}, select
 
     def random(self, rng):
         return rng.integers(0, self.upper + 1)
 
     def scheme(self, x, name="search"):
-        x = np.asarray(x, int)
-        k = self.ks[x[0]]
+        k, weights, select = self._decode(x)
         biased = self.body[len(self.body) - k:] if k else []
-        weights = {n: self.ratios[r] for n, r in zip(self.layers, x[1:]) if r}
         layers = [{"layer": self.classifier, "bias": True, "weight": {"kind": "full"}}]
         for n in self.body:
             if n in biased or n in weights:
                 u = {"layer": n, "bias": n in biased}
                 if n in weights:
-                    u["weight"] = ({"kind": "full"} if weights[n] == 1 else
-                                   {"kind": "channels", "ratio": weights[n], "select": "magnitude"})
+                    ratio, rows = weights[n]
+                    u["weight"] = {"kind": "full"} if ratio == 1 and rows is None else {
+                        "kind": "channels", "ratio": ratio, "select": select, **({"rows": list(rows)} if rows else {})}
                 layers.append(u)
         return fmt.from_dict({"format": fmt.FORMAT, "model": self.model, "name": name, "layers": layers})
 
     def describe(self, x):
-        x = np.asarray(x, int)
-        parts = [f"{self.ks[x[0]]} biases"] + [f"{n}@{self.ratios[r]:g}" for n, r in zip(self.layers, x[1:]) if r]
-        return ", ".join(parts)
+        k, weights, select = self._decode(x)
+        parts = [f"{k} biases"] + [f"{n}@{r:g}" + (f" rows {list(rows)}" if rows else "")
+                                   for n, (r, rows) in weights.items()]
+        return ", ".join(parts) + (f" ({select})" if len(self.selects) > 1 else "")
 
     # -- the objectives ------------------------------------------------------------------------
 
     def gain(self, x):
         """Predicted accuracy gain over the classifier alone (additive contributions)."""
-        x = np.asarray(x, int)
-        return self.bias_gain[self.ks[x[0]]] + sum(self.weight_gain[(n, self.ratios[r])]
-                                                   for n, r in zip(self.layers, x[1:]) if r)
+        k, weights, select = self._decode(x)
+        return self.bias_gain[k] + sum(self.weight_gain[(n, *v, select)] for n, v in weights.items())
+
+    def step_gain(self, x, i):
+        """Predicted gain lost by lowering gene i by one (the repair's criterion)."""
+        lower = np.asarray(x, int).copy()
+        lower[i] -= 1
+        return self.gain(x) - self.gain(lower)
 
     def cost(self, x):
         """(SRAM bytes from the runtime's planner, MACs of a training step), cached."""

@@ -30,7 +30,7 @@ def test_genome_means_the_scheme_and_its_costs(space):
     assert {u.layer for u in full.layers} == set(space.body) | {space.classifier}
     assert all(u.bias for u in full.layers)
     assert space.gain(top) == pytest.approx(space.bias_gain[space.ks[-1]] + sum(
-        space.weight_gain[(n, 1.0)] for n in space.layers))
+        space.weight_gain[(n, 1.0, None, "magnitude")] for n in space.layers))
     x = none.copy()
     x[0], x[1 + space.layers.index("blocks.0.pw")] = 2, 1   # last 2 biases, blocks.0.pw at 1/8
     s = space.scheme(x)
@@ -40,6 +40,33 @@ def test_genome_means_the_scheme_and_its_costs(space):
     plan = TrainingPlan(space.sim, s)
     assert space.cost(x) == (plan.sram_bytes(), plan.trainer.step_macs())
     assert space.sram(top) > space.sram(x) > space.sram(none)
+
+
+def test_sub_tensor_and_selection_rule_genes(kws):
+    """A table with middle-row variants and two selection rules: the genome reaches them, the trainer honours them."""
+    from model_prep.sparse_train import SparseTrainer
+    table = contrib.load(TABLE)
+    extra = []
+    for w in table["weight"]:
+        extra.append({**w, "select": "random", "delta": w["delta"] / 2})
+        if w["layer"].endswith(".dw"):
+            for sel in ("magnitude", "random"):
+                extra.append({**w, "select": sel, "rows": [1], "memory_bytes": w["memory_bytes"] // 3})
+    sp = Space.from_contrib(kws.tflite, {**table, "weight": table["weight"] + extra})
+    assert sp.n_var == 2 + len(sp.layers) and sp.selects == ["magnitude", "random"]
+    i = sp.layers.index("blocks.1.dw")
+    x = np.zeros(sp.n_var, int)
+    x[1 + i] = sp.options["blocks.1.dw"].index((0.25, (1,)))
+    x[-1] = 1
+    (u,) = [u for u in sp.scheme(x).layers if u.layer == "blocks.1.dw"]
+    assert (u.weight.kind, u.weight.ratio, u.weight.rows, u.weight.select) == ("channels", 0.25, (1,), "random")
+    assert sp.gain(x) == pytest.approx(next(w["delta"] for w in extra if w["layer"] == "blocks.1.dw" and
+                                            w["ratio"] == 0.25 and w.get("rows") == [1] and w["select"] == "random"))
+    t = SparseTrainer(kws.tflite, sp.scheme(x))
+    assert t.updates["blocks.1.dw"].rows == (1,)
+    all_rows = x.copy()
+    all_rows[1 + i] = sp.options["blocks.1.dw"].index((0.25, None))
+    assert sp.sram(x) <= sp.sram(all_rows) and sp.macs(x) < sp.macs(all_rows)
 
 
 def test_repair_keeps_every_candidate_within_the_budget(space):
