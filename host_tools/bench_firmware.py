@@ -24,7 +24,6 @@ needs to train it, as Lin et al. compare); pytorch_full_bp_tensor_bytes: the ten
 (parameters, gradients, momentum, saved activations; search.memory.pytorch_full_train_bytes).
 """
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from pathlib import Path
 from host_tools import firmware_bench as fb
 from model_prep import checkpoint, export, verify
 from model_prep import scheme as fmt
-from model_prep.provenance import run_record
+from model_prep.provenance import run_record, write_result
 from model_prep.simulate import Simulator
 from model_prep.sparse_train import SparseTrainer, forward_macs
 from model_prep.tflite_graph import load_graph
@@ -214,10 +213,7 @@ def main(argv=None):
         print(f"{r['model']}: full / sparse training step on {r['board']}: "
               f"{r['full_over_sparse_instructions']:.1f}x instructions ({r['full_over_sparse_macs']:.1f}x MACs), "
               f"backward and updates alone {r['full_over_sparse_backward_instructions']:.1f}x")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    plot(rows, args.out.with_suffix(".png"))
-    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+    write_result(result, args.out, plot, rows)
 
 
 if __name__ == "__main__":

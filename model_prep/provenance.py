@@ -25,3 +25,13 @@ def run_record(command=None, machine_extra=""):
     return {"commit": git_commit(),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "machine": machine, "command": command or " ".join(sys.argv)}
+
+
+def write_result(result, out, plot, figure_of=None):
+    """The benchmarks' ending: result as JSON at `out`, plot(figure_of or result, out.png), one line saying so."""
+    import json
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    plot(result if figure_of is None else figure_of, out.with_suffix(".png"))
+    print(f"wrote {out} and {out.with_suffix('.png')}")

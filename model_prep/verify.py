@@ -23,7 +23,7 @@ import torch
 
 from model_prep import check, checkpoint, export, pretrain
 from model_prep.bake import Baked
-from model_prep.provenance import run_record
+from model_prep.provenance import run_record, write_result
 from model_prep.tflite_graph import load_graph
 from model_prep.tflm import run_tflm
 
@@ -137,10 +137,7 @@ def main(argv=None):
               f"{100 * r['int8_acc']:6.2f}%  {'yes' if r['bit_exact'] else 'NO'}  ({time.time() - t0:.0f} s)", flush=True)
     command = " ".join(["python -m model_prep.verify"] + (argv if argv is not None else sys.argv[1:]))
     result = {**run_record(command, f"{torch.get_num_threads()} threads"), "quick": args.quick, "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    plot(rows, args.out.with_suffix(".png"))
-    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+    write_result(result, args.out, plot, rows)
     sys.exit(0 if all(r["bit_exact"] for r in rows) else 1)
 
 

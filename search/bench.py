@@ -17,7 +17,6 @@ the table's prediction, Pearson correlation. Writes results/search.json, a PNG (
 Pareto fronts) and a table.
 """
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from pymoo.indicators.hv import HV
 
-from model_prep.provenance import run_record
+from model_prep.provenance import run_record, write_result
 from model_prep.training_plan import TrainingPlan
 from search import baselines, contrib, tasks
 from search.evaluate import Evaluator
@@ -172,10 +171,7 @@ def main(argv=None):
                               args.evals, args.pop, ev, lambda s: print(s, flush=True))
     command = " ".join(["python -m search.bench"] + (argv if argv is not None else sys.argv[1:]))
     result = {**run_record(command), "quick": args.quick, "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    plot(rows, args.out.with_suffix(".png"))
-    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+    write_result(result, args.out, plot, rows)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ rate. Training runs in mini-batches for speed (--batch-size); the device streams
 same arithmetic.
 """
 import argparse
-import json
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -37,7 +36,7 @@ import torch
 
 from model_prep import checkpoint
 from model_prep import scheme as fmt
-from model_prep.provenance import run_record
+from model_prep.provenance import run_record, write_result
 from model_prep.simulate import Simulator
 from model_prep.sparse_train import SparseTrainer, TrainConfig
 from search import baselines, full_train, memory, tasks
@@ -222,10 +221,7 @@ def main(argv=None):
     command = " ".join(["python -m search.bench_methods"] + (argv if argv is not None else sys.argv[1:]))
     result = {**run_record(command, f"{args.threads} threads"), "quick": args.quick, "config": asdict(cfg),
               "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    plot(rows, args.out.with_suffix(".png"))
-    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+    write_result(result, args.out, plot, rows)
 
 
 if __name__ == "__main__":
