@@ -9,11 +9,12 @@ of evaluations (search.ga), hypervolume after every generation of both (objectiv
 reference point (1, 1, 1)). Reported: ga_evals_to_random_final_hv_fraction (the evaluations NSGA-II
 needs to reach random search's final hypervolume, over the total; mean over seeds, 1.0 when it never
 does), and the best scheme per budget of each method re-evaluated by real sparse training on the
-test split (search.evaluate, through Dask): NSGA-II's and random search's of highest predicted gain
-(per seed), TinyTrain's greedy criterion and Lin et al.'s rule under the same planner budget (the
-rule's SRAM is fixed: None when over the budget). Additivity: the final fronts' schemes within the
-budget, trained for real on the validation split, measured gain (over the classifier alone) against
-the table's prediction, Pearson correlation. Writes results/search.json, a PNG (hypervolume curves,
+test split (search.evaluate, through Dask): for NSGA-II and random search (per seed) the best on the
+validation split of the --verify schemes of highest predicted gain on the final front within the
+budget (the pick by predicted gain alone is reported beside it), TinyTrain's greedy criterion and
+Lin et al.'s rule under the same planner budget (the rule's SRAM is fixed: None when over the
+budget). Additivity: those validation measurements, measured gain (over the classifier alone)
+against the table's prediction, Pearson correlation. Writes results/search.json, a PNG (hypervolume curves,
 Pareto fronts) and a table.
 """
 import argparse
@@ -56,7 +57,7 @@ def hv_curve(archive, norm, budget, every):
     return [float(hv(F[:n])) for n in range(every, len(F) + 1, every)]
 
 
-def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, log):
+def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, log, verify=4):
     norm = normalizer(space, table)
     sim = space.sim
     data = tasks.device_data(task, evaluator.cfg.train, evaluator.cfg.test, seed=0)
@@ -67,47 +68,53 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
             log(f"{label}: budget {budget // 1024} KiB below the classifier alone; skipped")
             continue
         t0 = time.time()
-        curves, fractions, picks, fronts = {"ga": [], "random": []}, [], {"ga": [], "random": []}, []
+        curves, fractions = {"ga": [], "random": []}, []
+        picks, cands = {"ga": [], "random": []}, {"ga": [], "random": []}
         for seed in seeds:
             ga = nsga2(space, budget, evals, seed=seed, pop_size=pop)
             rs = random_search(space, budget, evals, seed=seed)
             for name, a in (("ga", ga), ("random", rs)):
                 curves[name].append(hv_curve(a, norm, budget, pop))
                 picks[name].append(a.best(budget))
+                inside = [i for i in a.front() if a.f[i][1] <= budget]
+                cands[name].append([a.x[i] for i in sorted(inside, key=lambda i: a.f[i][0])[:verify]])
             target = curves["random"][-1][-1]
             reach = next((i for i, h in enumerate(curves["ga"][-1]) if h >= target - 1e-12), None)
             fractions.append(1.0 if reach is None else (reach + 1) * pop / evals)
-            fronts.append([ga.x[i] for i in ga.front() if ga.f[i][1] <= budget])
+        # the top of each final front trained for real on the validation split; the best there is the pick
+        pool = {tuple(x): x for m in cands for c in cands[m] for x in c}
+        pool[tuple(np.zeros(space.n_var, int))] = np.zeros(space.n_var, int)
+        xs = list(pool.values())
+        val = dict(zip(pool, evaluator.accuracy([space.scheme(x) for x in xs], split="val")))
+        verified = {m: [max(c, key=lambda x: val[tuple(x)]) for c in cands[m]] for m in cands}
         plan_of = lambda s: TrainingPlan(sim, s).sram_bytes()   # noqa: E731
         tiny = baselines.tinytrain(sim, data.q_train[:32], data.y_train[:32], budget, model=space.model,
                                    potentials=potentials, memory_of=plan_of)
         rule = baselines.paper_rule(sim.graph, space.model)
-        schemes = {f"{m}:{s}": space.scheme(x) for m in picks for s, x in zip(seeds, picks[m])}
+        schemes = {f"{m}:{s}": space.scheme(x) for m in verified for s, x in zip(seeds, verified[m])}
+        schemes |= {f"{m}-predicted:{s}": space.scheme(x) for m in picks for s, x in zip(seeds, picks[m])}
         schemes["tinytrain"], schemes["paper_rule"] = tiny, rule
         acc = dict(zip(schemes, evaluator.accuracy(list(schemes.values()), split="test")))
-        best = {m: float(np.mean([acc[f"{m}:{s}"] for s in seeds])) for m in picks}
+        best = {m: float(np.mean([acc[f"{m}:{s}"] for s in seeds])) for m in verified}
         best["tinytrain"] = acc["tinytrain"]
         best["paper_rule"] = acc["paper_rule"] if plan_of(rule) <= budget else None
-        # additivity: predicted vs measured gain of the fronts' schemes (validation, as the table)
-        cand = {tuple(x): x for f in fronts for x in sorted(f, key=lambda x: -space.gain(x))[:4]}
-        cand[tuple(np.zeros(space.n_var, int))] = np.zeros(space.n_var, int)
-        xs = list(cand.values())
-        measured = evaluator.accuracy([space.scheme(x) for x in xs], split="val")
+        predicted_best = {m: float(np.mean([acc[f"{m}-predicted:{s}"] for s in seeds])) for m in picks}
+        # additivity: predicted vs measured gain (over the classifier alone, validation, as the table)
         predicted = [space.gain(x) for x in xs]
-        gains = [m - table["classifier_only"] for m in measured]
+        gains = [val[tuple(x)] - val[tuple(np.zeros(space.n_var, int))] for x in xs]
         corr = float(np.corrcoef(predicted, gains)[0, 1]) if len(xs) > 2 and np.std(gains) > 0 else None
         ga_c, rs_c = np.asarray(curves["ga"]), np.asarray(curves["random"])
         row = {"model": space.model, "task": task.dataset, "budget_bytes": budget, "seeds": len(seeds),
                "evals": evals, "ga_evals_to_random_final_hv_fraction": float(np.mean(fractions)),
-               "best_acc": best,
+               "best_acc": best, "best_acc_predicted_pick": predicted_best, "verified_per_seed": verify,
                "hv_evals": list(range(pop, evals + 1, pop)),
                "hv": {"ga_mean": ga_c.mean(0).tolist(), "ga_std": ga_c.std(0).tolist(),
                       "random_mean": rs_c.mean(0).tolist(), "random_std": rs_c.std(0).tolist()},
                "fractions": fractions,
-               "predicted_gain": {m: float(np.mean([space.gain(x) for x in picks[m]])) for m in picks},
-               "sram_bytes": {m: float(np.mean([space.sram(x) for x in picks[m]])) for m in picks}
+               "predicted_gain": {m: float(np.mean([space.gain(x) for x in verified[m]])) for m in verified},
+               "sram_bytes": {m: float(np.mean([space.sram(x) for x in verified[m]])) for m in verified}
                | {"tinytrain": plan_of(tiny), "paper_rule": plan_of(rule)},
-               "schemes": {"ga": space.describe(picks["ga"][0]), "random": space.describe(picks["random"][0])},
+               "schemes": {m: space.describe(verified[m][0]) for m in verified},
                "additivity": {"n": len(xs), "pearson": corr, "predicted": predicted, "measured": gains}}
         out.append(row)
         pct = lambda v: "—" if v is None else f"{100 * v:.1f}"   # noqa: E731
@@ -148,12 +155,13 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--evals", type=int, default=480)
     ap.add_argument("--pop", type=int, default=24)
+    ap.add_argument("--verify", type=int, default=4, help="front schemes per search trained on validation")
     ap.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "search.json")
     args = ap.parse_args(argv)
     if args.quick:
-        args.seeds, args.evals, args.pop = 2, 48, 12
+        args.seeds, args.evals, args.pop, args.verify = 2, 48, 12, 2
     wanted = [tuple(r.split("/", 1)) for r in args.row] if args.row else (
         [("kws", "dscnn")] if args.quick else [k for k, p in ROWS.items() if p.is_file()])
     budgets = (128 * 1024,) if args.quick else BUDGETS
@@ -168,7 +176,7 @@ def main(argv=None):
         space = Space.from_contrib(task.tflite, table)
         with Evaluator(task, cfg, args.scheduler, args.workers) as ev:
             rows += row_bench(f"{dataset}/{model}", space, table, task, budgets, list(range(args.seeds)),
-                              args.evals, args.pop, ev, lambda s: print(s, flush=True))
+                              args.evals, args.pop, ev, lambda s: print(s, flush=True), args.verify)
     command = " ".join(["python -m search.bench"] + (argv if argv is not None else sys.argv[1:]))
     result = {**run_record(command), "quick": args.quick, "rows": rows}
     write_result(result, args.out, plot, rows)
