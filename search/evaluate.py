@@ -73,7 +73,7 @@ class Evaluator:
                 self._client = Client(self.scheduler)
             else:
                 self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                             dashboard_address=None)
+                                             dashboard_address=":0")   # any free port: clusters side by side
                 self._client = Client(self._cluster)
         return self._client
 
