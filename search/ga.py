@@ -7,9 +7,9 @@
     ga.best()                                                               # the genome of highest predicted gain
 
 Objectives, all minimized: -gain (predicted accuracy gain), SRAM (the runtime's planner), MACs per
-training step. A candidate over the SRAM budget is repaired, not discarded (BudgetRepair: lower the
-weight ratio, or the bias count, whose predicted gain per byte of Lin et al.'s accounting is least,
-until the planner says it fits), so both searches spend every evaluation on feasible schemes; an
+training step. A candidate over the SRAM budget is repaired, not discarded (BudgetRepair: lower, one
+step at a time, the weight gene or the bias count whose step buys the least predicted gain, until the
+planner says it fits), so both searches spend every evaluation on feasible schemes; an
 evaluation is one genome whose objectives were computed. Operators fit the integer genome: uniform
 integer sampling, two-point crossover, polynomial mutation rounded to integers; duplicates are
 eliminated. Random search draws the same genomes through the same repair.
@@ -70,13 +70,23 @@ class BudgetRepair(Repair):
         self.space, self.budget = space, budget_bytes
 
     def fix(self, x):
+        """The first prefix of the greedy decrements (each gives up the step that buys the least predicted
+        gain; the gains add up, so the order needs no planner) that fits, found by bisection over the
+        planner's bytes: log2(steps) plans instead of one per step."""
         x = np.asarray(x, int).copy()
         s = self.space
-        genes = range(1 + len(s.layers))   # the bias count and the weight genes (not the selection rule)
-        while s.sram(x) > self.budget and x[:len(genes)].any():
-            _, i = min((s.step_gain(x, i), i) for i in genes if x[i] > 0)   # give up what buys the least gain
-            x[i] -= 1
-        return x
+        if s.sram(x) <= self.budget:
+            return x
+        genes, steps, y = range(1 + len(s.layers)), [x.copy()], x.copy()
+        while y[:len(genes)].any():
+            _, i = min((s.step_gain(y, i), i) for i in genes if y[i] > 0)
+            y[i] -= 1
+            steps.append(y.copy())
+        lo, hi = 0, len(steps) - 1          # steps[lo] does not fit; steps[hi] fits or is the floor
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if s.sram(steps[mid]) <= self.budget else (mid, hi)
+        return steps[hi]
 
     def _do(self, problem, X, **kwargs):
         return np.array([self.fix(x) for x in np.asarray(X, int)])

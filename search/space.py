@@ -111,11 +111,16 @@ class Space:
         k, weights, select = self._decode(x)
         return self.bias_gain[k] + sum(self.weight_gain[(n, *v, select)] for n, v in weights.items())
 
-    def step_gain(self, x, i):
-        """Predicted gain lost by lowering gene i by one (the repair's criterion)."""
-        lower = np.asarray(x, int).copy()
-        lower[i] -= 1
-        return self.gain(x) - self.gain(lower)
+    def step_gain(self, x, i, select=None):
+        """Predicted gain lost by lowering gene i (the bias count or a weight gene) by one: the gains add up,
+        so it depends on that gene alone (and the selection rule)."""
+        g = int(x[i])
+        if i == 0:
+            return self.bias_gain[self.ks[g]] - self.bias_gain[self.ks[g - 1]]
+        select = select or (self.selects[int(x[-1])] if len(self.selects) > 1 else self.selects[0])
+        n = self.layers[i - 1]
+        value = lambda o: 0.0 if o is None else self.weight_gain[(n, *o, select)]   # noqa: E731
+        return value(self.options[n][g]) - value(self.options[n][g - 1])
 
     def cost(self, x):
         """(SRAM bytes from the runtime's planner, MACs of a training step), cached."""
