@@ -255,8 +255,7 @@ def training_cpp(plan):
     def copy(i, what):   # a slice is gathered from its op's flash weights: no source of its own
         sliced = what == "weights" and plan.updates[i].sliced
         name = (f"ws{i}" if sliced else f"w{i}") if what == "weights" else f"b{i}"
-        size = int(np.prod(plan.param_shape(i, what))) * (4 if what == "bias" else 1)
-        return f"    {{{name}, {'nullptr' if sliced else name + '_init'}, {size}}},"
+        return f"    {{{name}, {'nullptr' if sliced else name + '_init'}, {plan.param_nbytes(i, what)}}},"
     copies = [copy(i, what) for i, what in plan.params]
     src.append("const ParamCopy params[] = {\n" + "\n".join(copies) + "\n};\n")
     logits = plan.trainer.logits

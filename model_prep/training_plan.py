@@ -219,12 +219,16 @@ class TrainingPlan:
             return (op.weights.shape[0], len(u.channels))
         return (op.weights.shape[0], len(u.rows), op.weights.shape[2], len(u.channels))
 
+    def param_nbytes(self, i, what):
+        """Bytes of a trained tensor in SRAM (int8 weights or their slice, int32 biases)."""
+        return int(np.prod(self.param_shape(i, what))) * (4 if what == "bias" else 1)
+
     def param_bytes(self):
-        return sum(int(np.prod(self.param_shape(i, w))) * (4 if w == "bias" else 1) for i, w in self.params)
+        return sum(self.param_nbytes(i, w) for i, w in self.params)
 
     def sram_bytes(self):
         """Total SRAM the device uses: arena, trained parameters (16-aligned), gradient exponents, firmware."""
-        params = sum(align(int(np.prod(self.param_shape(i, w))) * (4 if w == "bias" else 1)) for i, w in self.params)
+        params = sum(align(self.param_nbytes(i, w)) for i, w in self.params)
         return self.arena_bytes + params + 4 * len(self.grad_size) + FIRMWARE_STATIC_BYTES + FIRMWARE_STACK_BYTES
 
     def offset(self, key):

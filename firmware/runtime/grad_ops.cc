@@ -6,28 +6,16 @@ namespace {
 
 int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
-// The shift that rounds a sample whose largest magnitude is `top` into `bits` bits.
-int32_t normalize_shift(uint64_t top, int32_t bits) {
-  int32_t len = 0;
-  while (top != 0) {
-    ++len;
-    top >>= 1;
-  }
-  const int32_t s = len - (bits - 1);
-  return s > 0 ? s : 0;
-}
-
 // Writes clamp(round_shift(exact(i), s)) for the sample; Exact(i) recomputes value i (cheaper
 // than a scratch buffer, and lets the output alias the input).
 template <typename T, int Bits, typename Exact>
 int32_t normalize_with(Exact exact, int32_t count, int32_t e, T* out) {
   uint64_t top = 0;
   for (int32_t i = 0; i < count; ++i) {
-    const int64_t x = exact(i);
-    const uint64_t a = x < 0 ? uint64_t{0} - static_cast<uint64_t>(x) : static_cast<uint64_t>(x);
+    const uint64_t a = magnitude64(exact(i));
     top = a > top ? a : top;
   }
-  const int32_t s = normalize_shift(top, Bits);
+  const int32_t s = grad_normalize_shift(top, Bits);
   constexpr int64_t kLimit = (int64_t{1} << (Bits - 1)) - 1;
   for (int32_t i = 0; i < count; ++i) {
     out[i] = static_cast<T>(clamp64(round_shift(exact(i), s), -kLimit, kLimit));
@@ -99,12 +87,6 @@ int32_t softmax_ce_t(const int8_t* logits, int32_t k, int32_t label, const uint3
   return normalize_with<T, Bits>(exact, k, -15, out);
 }
 
-// Input row / column of output position o at kernel tap t, or -1 outside [0, size).
-inline int32_t tap(int32_t o, int32_t stride, int32_t t, int32_t dilation, int32_t pad, int32_t size) {
-  const int32_t i = o * stride + t * dilation - pad;
-  return (i >= 0 && i < size) ? i : -1;
-}
-
 }  // namespace
 
 int64_t round_shift(int64_t x, int64_t s) {
@@ -114,13 +96,18 @@ int64_t round_shift(int64_t x, int64_t s) {
 }
 
 int32_t bit_length_abs(int64_t x) {
-  uint64_t a = x < 0 ? uint64_t{0} - static_cast<uint64_t>(x) : static_cast<uint64_t>(x);
+  uint64_t a = magnitude64(x);
   int32_t len = 0;
   while (a != 0) {
     ++len;
     a >>= 1;
   }
   return len;
+}
+
+int32_t grad_normalize_shift(uint64_t top, int32_t bits) {
+  const int32_t s = bit_length_abs(static_cast<int64_t>(top)) - (bits - 1);
+  return s > 0 ? s : 0;
 }
 
 int32_t grad_normalize_s16(const int64_t* exact, int32_t count, int32_t e, int16_t* out) {
@@ -210,11 +197,11 @@ void conv2d_grad_input_s16(const ConvParams& p, const Dims& in, const Dims& filt
     for (int32_t i = 0; i < in_size; ++i) gxb[i] = 0;
     for (int32_t oy = 0; oy < out.h; ++oy) {
       for (int32_t ky = 0; ky < filter.h; ++ky) {
-        const int32_t iy = tap(oy, p.stride_h, ky, p.dilation_h, p.pad_h, in.h);
+        const int32_t iy = conv_tap(oy, p.stride_h, ky, p.dilation_h, p.pad_h, in.h);
         if (iy < 0) continue;
         for (int32_t ox = 0; ox < out.w; ++ox) {
           for (int32_t kx = 0; kx < filter.w; ++kx) {
-            const int32_t ix = tap(ox, p.stride_w, kx, p.dilation_w, p.pad_w, in.w);
+            const int32_t ix = conv_tap(ox, p.stride_w, kx, p.dilation_w, p.pad_w, in.w);
             if (ix < 0) continue;
             int64_t* dst = gxb + (iy * in.w + ix) * in.c;
             const int16_t* src = gb + (oy * out.w + ox) * out.c;
@@ -242,11 +229,11 @@ void depthwise_conv2d_grad_input_s16(const ConvParams& p, const Dims& in, const 
     for (int32_t i = 0; i < in_size; ++i) gxb[i] = 0;
     for (int32_t oy = 0; oy < out.h; ++oy) {
       for (int32_t ky = 0; ky < filter.h; ++ky) {
-        const int32_t iy = tap(oy, p.stride_h, ky, p.dilation_h, p.pad_h, in.h);
+        const int32_t iy = conv_tap(oy, p.stride_h, ky, p.dilation_h, p.pad_h, in.h);
         if (iy < 0) continue;
         for (int32_t ox = 0; ox < out.w; ++ox) {
           for (int32_t kx = 0; kx < filter.w; ++kx) {
-            const int32_t ix = tap(ox, p.stride_w, kx, p.dilation_w, p.pad_w, in.w);
+            const int32_t ix = conv_tap(ox, p.stride_w, kx, p.dilation_w, p.pad_w, in.w);
             if (ix < 0) continue;
             int64_t* dst = gxb + (iy * in.w + ix) * in.c;
             const int16_t* src = gb + (oy * out.w + ox) * out.c;
@@ -285,12 +272,12 @@ void conv2d_grad_weight_s8(const ConvParams& p, const Dims& in, const int8_t* x,
     const int16_t* gb = g + static_cast<int64_t>(b) * out_size;
     for (int32_t r = 0; r < n_rows; ++r) {
       for (int32_t oy = 0; oy < out.h; ++oy) {
-        const int32_t iy = tap(oy, p.stride_h, rows[r], p.dilation_h, p.pad_h, in.h);
+        const int32_t iy = conv_tap(oy, p.stride_h, rows[r], p.dilation_h, p.pad_h, in.h);
         if (iy < 0) continue;
         for (int32_t ox = 0; ox < out.w; ++ox) {
           const int16_t* src = gb + (oy * out.w + ox) * out.c;
           for (int32_t kx = 0; kx < filter.w; ++kx) {
-            const int32_t ix = tap(ox, p.stride_w, kx, p.dilation_w, p.pad_w, in.w);
+            const int32_t ix = conv_tap(ox, p.stride_w, kx, p.dilation_w, p.pad_w, in.w);
             if (ix < 0) continue;
             const int8_t* xp = xb + (iy * in.w + ix) * in.c;
             for (int32_t o = 0; o < filter.n; ++o) {
@@ -319,12 +306,12 @@ void depthwise_conv2d_grad_weight_s8(const ConvParams& p, const Dims& in, const 
     const int16_t* gb = g + static_cast<int64_t>(b) * out_size;
     for (int32_t r = 0; r < n_rows; ++r) {
       for (int32_t oy = 0; oy < out.h; ++oy) {
-        const int32_t iy = tap(oy, p.stride_h, rows[r], p.dilation_h, p.pad_h, in.h);
+        const int32_t iy = conv_tap(oy, p.stride_h, rows[r], p.dilation_h, p.pad_h, in.h);
         if (iy < 0) continue;
         for (int32_t ox = 0; ox < out.w; ++ox) {
           const int16_t* src = gb + (oy * out.w + ox) * out.c;
           for (int32_t kx = 0; kx < filter.w; ++kx) {
-            const int32_t ix = tap(ox, p.stride_w, kx, p.dilation_w, p.pad_w, in.w);
+            const int32_t ix = conv_tap(ox, p.stride_w, kx, p.dilation_w, p.pad_w, in.w);
             if (ix < 0) continue;
             const int8_t* xp = xb + (iy * in.w + ix) * in.c;
             int64_t* dst = gw + (r * filter.w + kx) * n_channels;

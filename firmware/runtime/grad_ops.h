@@ -28,6 +28,21 @@ int64_t round_shift(int64_t x, int64_t s);
 // Bits of |x|: 0 for 0, 64 for INT64_MIN.
 int32_t bit_length_abs(int64_t x);
 
+// |x| as an unsigned 64-bit value (exact for INT64_MIN).
+inline uint64_t magnitude64(int64_t x) {
+  return x < 0 ? uint64_t{0} - static_cast<uint64_t>(x) : static_cast<uint64_t>(x);
+}
+
+// The shift grad_normalize_* applies to values whose largest magnitude is `top`, to fit `bits`
+// bits: max(0, bit_length(top) - (bits - 1)).
+int32_t grad_normalize_shift(uint64_t top, int32_t bits);
+
+// Input row / column of output position o at kernel tap t, or -1 outside [0, size).
+inline int32_t conv_tap(int32_t o, int32_t stride, int32_t t, int32_t dilation, int32_t pad, int32_t size) {
+  const int32_t i = o * stride + t * dilation - pad;
+  return (i >= 0 && i < size) ? i : -1;
+}
+
 // One sample: top = max |exact[i]|, s = max(0, bit_length(top) - 15),
 // out[i] = clamp(round_shift(exact[i], s), -32767, 32767); returns e + s. count may be 0.
 int32_t grad_normalize_s16(const int64_t* exact, int32_t count, int32_t e, int16_t* out);

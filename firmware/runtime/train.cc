@@ -14,14 +14,6 @@ int32_t elements(const Dims& d) { return d.n * d.h * d.w * d.c; }
 
 int16_t* grad_at(const ModelDesc& m, int32_t offset) { return reinterpret_cast<int16_t*>(m.arena + offset); }
 
-uint64_t magnitude(int64_t x) { return x < 0 ? uint64_t{0} - static_cast<uint64_t>(x) : static_cast<uint64_t>(x); }
-
-int32_t shift_for(uint64_t top) {   // grad_normalize_s16's shift for a largest magnitude `top`
-  int32_t len = 0;
-  for (; top != 0; top >>= 1) ++len;
-  return len > 15 ? len - 15 : 0;
-}
-
 // grad_normalize_s16 of values produced `width` at a time: row(pos, out) writes the exact
 // int64 sums of position pos. Two passes (the largest magnitude first, then the rounding) so the
 // exact tensor never exists: the scratch holds one row.
@@ -30,9 +22,9 @@ int32_t normalize_rows(Row row, int32_t positions, int32_t width, int32_t e, int
   uint64_t top = 0;
   for (int32_t p = 0; p < positions; ++p) {
     row(p, scratch);
-    for (int32_t i = 0; i < width; ++i) top = magnitude(scratch[i]) > top ? magnitude(scratch[i]) : top;
+    for (int32_t i = 0; i < width; ++i) top = magnitude64(scratch[i]) > top ? magnitude64(scratch[i]) : top;
   }
-  const int32_t s = shift_for(top);
+  const int32_t s = grad_normalize_shift(top, 16);
   for (int32_t p = 0; p < positions; ++p) {
     row(p, scratch);
     int16_t* dst = out + p * width;
@@ -49,12 +41,6 @@ inline int32_t source(int32_t i, int32_t t, int32_t stride, int32_t dilation, in
   const int32_t o = i + pad - t * dilation;
   if (o < 0 || o % stride != 0 || o / stride >= out_size) return -1;
   return o / stride;
-}
-
-// Input row / column of output position o at kernel tap t, or -1 outside [0, size).
-inline int32_t tap(int32_t o, int32_t stride, int32_t t, int32_t dilation, int32_t pad, int32_t size) {
-  const int32_t i = o * stride + t * dilation - pad;
-  return (i >= 0 && i < size) ? i : -1;
 }
 
 // dL/dx of a conv or depthwise layer from g (the accumulator's gradient), normalized into gx.
@@ -139,10 +125,10 @@ void update_weights(const OpDesc& op, const LayerUpdate& u, const int8_t* x, con
       for (int32_t kx = 0; kx < f.w; ++kx) {
         for (int32_t c = 0; c < nc; ++c) acc[c] = 0;
         for (int32_t oy = 0; oy < out.h; ++oy) {
-          const int32_t iy = tap(oy, p.stride_h, u.rows[r], p.dilation_h, p.pad_h, in.h);
+          const int32_t iy = conv_tap(oy, p.stride_h, u.rows[r], p.dilation_h, p.pad_h, in.h);
           if (iy < 0) continue;
           for (int32_t ox = 0; ox < out.w; ++ox) {
-            const int32_t ix = tap(ox, p.stride_w, kx, p.dilation_w, p.pad_w, in.w);
+            const int32_t ix = conv_tap(ox, p.stride_w, kx, p.dilation_w, p.pad_w, in.w);
             if (ix < 0) continue;
             const int16_t* src = g + (oy * out.w + ox) * out.c;
             const int8_t* xp = x + (iy * in.w + ix) * nc;
