@@ -173,28 +173,31 @@ def search(r):
     """NSGA-II against random search, TinyTrain and the paper's rule, per model, task and budget."""
     pct = lambda v: "—" if v is None else f"{100 * v:.1f} %"   # noqa: E731
     pp = lambda x, m: (f" ({100 * x['best_acc_predicted_pick'][m]:.1f})"   # noqa: E731
-                       if "best_acc_predicted_pick" in x else "")
+                       if m in x.get("best_acc_predicted_pick", {}) else "")
     lines = [
         "### Scheme search: NSGA-II vs random search (`python -m search.bench`)",
         "",
         f"`{r['command']}` — commit {r['commit']}, {r['date']}, {r['machine']}",
         "",
         "Per budget (total SRAM of the training firmware, the runtime's planner): evaluations NSGA-II needs to reach "
-        "random search's final hypervolume (same number of evaluations, mean over seeds; 100 % = never), and the "
+        "random search's final hypervolume (same number of evaluations, mean over seeds; 100 % = never) -- random "
+        "search with uniform genes / with the GA's own initial sampler (every scheme size equally likely) -- and the "
         "test accuracy after real sparse training of each method's scheme: for GA and random search the best on the "
         "validation split of the few highest-predicted-gain schemes of the final front within the budget (mean over "
         "seeds; in brackets: the single highest-predicted-gain scheme), TinyTrain's and the paper rule's under the "
         "same budget. Additivity: Pearson r of predicted vs measured gain of those fronts' schemes (validation).",
         "",
-        "| model | task | budget | seeds x evals | GA evals to random's final HV | GA | random | TinyTrain "
-        "| paper rule | additivity r |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | task | budget | seeds x evals | GA evals to random's final HV (uniform / GA's sampler) | GA "
+        "| random (uniform) | random (GA's sampler) | TinyTrain | paper rule | additivity r |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for x in r["rows"]:
         b, a = x["best_acc"], x["additivity"]["pearson"]
+        sparse = x.get("ga_evals_to_random_sparse_final_hv_fraction")
         lines.append(f"| {x['model']} | {x['task']} | {x['budget_bytes'] // 1024} KiB | {x['seeds']} x {x['evals']} "
-                     f"| {100 * x['ga_evals_to_random_final_hv_fraction']:.0f} % | {pct(b['ga'])}{pp(x, 'ga')} "
-                     f"| {pct(b['random'])}{pp(x, 'random')} "
+                     f"| {100 * x['ga_evals_to_random_final_hv_fraction']:.0f} % / "
+                     f"{'—' if sparse is None else f'{100 * sparse:.0f} %'} | {pct(b['ga'])}{pp(x, 'ga')} "
+                     f"| {pct(b['random'])}{pp(x, 'random')} | {pct(b.get('random_sparse'))}{pp(x, 'random_sparse')} "
                      f"| {pct(b['tinytrain'])} | {pct(b['paper_rule'])} | {'—' if a is None else f'{a:.2f}'} |")
     return "\n".join(lines + ["", "![search](results/search.png)"])
 

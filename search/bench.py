@@ -4,12 +4,14 @@
     python -m search.bench --quick         # kws/dscnn, one budget, 2 seeds, few evaluations (smoke test)
 
 Per row (model, task) and SRAM budget, for each seed: NSGA-II and random search with the same number
-of evaluations (search.ga), hypervolume after every generation of both (objectives normalized:
+of evaluations (search.ga), random search twice: uniform genes ("random", the textbook baseline) and
+the GA's own initial sampler ("random_sparse", Space.random_sparse: every scheme size equally likely,
+a stronger baseline); hypervolume after every generation (objectives normalized:
 1 - gain / the table's largest possible gain, SRAM / budget, MACs / MACs of updating every layer;
 reference point (1, 1, 1)). Reported: ga_evals_to_random_final_hv_fraction (the evaluations NSGA-II
 needs to reach random search's final hypervolume, over the total; mean over seeds, 1.0 when it never
-does), and the best scheme per budget of each method re-evaluated by real sparse training on the
-test split (search.evaluate, through Dask): for NSGA-II and random search (per seed) the best on the
+does; the same against random_sparse), and the best scheme per budget of each method re-evaluated by
+real sparse training on the test split (search.evaluate, through Dask): for NSGA-II and random search (per seed) the best on the
 validation split of the --verify schemes of highest predicted gain on the final front within the
 budget (the pick by predicted gain alone is reported beside it), TinyTrain's greedy criterion and
 Lin et al.'s rule under the same planner budget (the rule's SRAM is fixed: None when over the
@@ -68,19 +70,22 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
             log(f"{label}: budget {budget // 1024} KiB below the classifier alone; skipped")
             continue
         t0 = time.time()
-        curves, fractions = {"ga": [], "random": []}, []
-        picks, cands = {"ga": [], "random": []}, {"ga": [], "random": []}
+        methods = ("ga", "random", "random_sparse")
+        curves, fractions = {m: [] for m in methods}, {m: [] for m in methods[1:]}
+        picks, cands = {m: [] for m in methods}, {m: [] for m in methods}
         for seed in seeds:
-            ga = nsga2(space, budget, evals, seed=seed, pop_size=pop)
-            rs = random_search(space, budget, evals, seed=seed)
-            for name, a in (("ga", ga), ("random", rs)):
+            archives = {"ga": nsga2(space, budget, evals, seed=seed, pop_size=pop),
+                        "random": random_search(space, budget, evals, seed=seed),
+                        "random_sparse": random_search(space, budget, evals, seed=seed, sampler="sparse")}
+            for name, a in archives.items():
                 curves[name].append(hv_curve(a, norm, budget, pop))
                 picks[name].append(a.best(budget))
                 inside = [i for i in a.front() if a.f[i][1] <= budget]
                 cands[name].append([a.x[i] for i in sorted(inside, key=lambda i: a.f[i][0])[:verify]])
-            target = curves["random"][-1][-1]
-            reach = next((i for i, h in enumerate(curves["ga"][-1]) if h >= target - 1e-12), None)
-            fractions.append(1.0 if reach is None else (reach + 1) * pop / evals)
+            for name in fractions:
+                target = curves[name][-1][-1]
+                reach = next((i for i, h in enumerate(curves["ga"][-1]) if h >= target - 1e-12), None)
+                fractions[name].append(1.0 if reach is None else (reach + 1) * pop / evals)
         # the top of each final front trained for real on the validation split; the best there is the pick
         pool = {tuple(x): x for m in cands for c in cands[m] for x in c}
         pool[tuple(np.zeros(space.n_var, int))] = np.zeros(space.n_var, int)
@@ -103,13 +108,13 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
         predicted = [space.gain(x) for x in xs]
         gains = [val[tuple(x)] - val[tuple(np.zeros(space.n_var, int))] for x in xs]
         corr = float(np.corrcoef(predicted, gains)[0, 1]) if len(xs) > 2 and np.std(gains) > 0 else None
-        ga_c, rs_c = np.asarray(curves["ga"]), np.asarray(curves["random"])
         row = {"model": space.model, "task": task.dataset, "budget_bytes": budget, "seeds": len(seeds),
-               "evals": evals, "ga_evals_to_random_final_hv_fraction": float(np.mean(fractions)),
+               "evals": evals, "ga_evals_to_random_final_hv_fraction": float(np.mean(fractions["random"])),
+               "ga_evals_to_random_sparse_final_hv_fraction": float(np.mean(fractions["random_sparse"])),
                "best_acc": best, "best_acc_predicted_pick": predicted_best, "verified_per_seed": verify,
                "hv_evals": list(range(pop, evals + 1, pop)),
-               "hv": {"ga_mean": ga_c.mean(0).tolist(), "ga_std": ga_c.std(0).tolist(),
-                      "random_mean": rs_c.mean(0).tolist(), "random_std": rs_c.std(0).tolist()},
+               "hv": {f"{m}_{stat}": getattr(np.asarray(curves[m]), stat)(0).tolist()
+                      for m in methods for stat in ("mean", "std")},
                "fractions": fractions,
                "predicted_gain": {m: float(np.mean([space.gain(x) for x in verified[m]])) for m in verified},
                "sram_bytes": {m: float(np.mean([space.sram(x) for x in verified[m]])) for m in verified}
@@ -120,7 +125,8 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
         pct = lambda v: "—" if v is None else f"{100 * v:.1f}"   # noqa: E731
         log(f"{label:28s} {budget // 1024:4d} KiB  GA reaches random's final HV at "
             f"{100 * row['ga_evals_to_random_final_hv_fraction']:5.1f} % of the evaluations; test accuracy GA "
-            f"{pct(best['ga'])} random {pct(best['random'])} TinyTrain {pct(best['tinytrain'])} "
+            f"{pct(best['ga'])} random {pct(best['random'])} / {pct(best['random_sparse'])} "
+            f"TinyTrain {pct(best['tinytrain'])} "
             f"rule {pct(best['paper_rule'])}; additivity r = {'—' if corr is None else round(corr, 2)} "
             f"({time.time() - t0:.0f} s)")
     return out
@@ -133,9 +139,12 @@ def plot(rows, path):
     fig, axes = plt.subplots(1, max(len(rows), 1), figsize=(3.6 * max(len(rows), 1), 3.2), squeeze=False)
     for ax, r in zip(axes[0], rows):
         n = np.asarray(r["hv_evals"])
-        for name, color in (("ga", "tab:blue"), ("random", "tab:orange")):
+        for name, color, label in (("ga", "tab:blue", "NSGA-II"), ("random", "tab:orange", "random search"),
+                                   ("random_sparse", "tab:green", "random search, GA's sampler")):
+            if f"{name}_mean" not in r["hv"]:
+                continue
             m, s = np.asarray(r["hv"][f"{name}_mean"]), np.asarray(r["hv"][f"{name}_std"])
-            ax.plot(n, m, color=color, label="NSGA-II" if name == "ga" else "random search")
+            ax.plot(n, m, color=color, label=label)
             ax.fill_between(n, m - s, m + s, color=color, alpha=0.2)
         ax.set_title(f"{r['model']} / {r['task']}, {r['budget_bytes'] // 1024} KiB", fontsize=8)
         ax.set_xlabel("evaluations", fontsize=8)

@@ -2,7 +2,7 @@
 
     space = Space.from_contrib(tflite, table)
     ga = nsga2(space, budget_bytes=256 * 1024, evals=600, seed=0)        # Archive
-    rs = random_search(space, budget_bytes=256 * 1024, evals=600, seed=0)
+    rs = random_search(space, budget_bytes=256 * 1024, evals=600, seed=0)  # sampler="sparse": GA's start
     ga.hv_curve(reference)                                                  # hypervolume after each evaluation
     ga.best()                                                               # the genome of highest predicted gain
 
@@ -10,9 +10,11 @@ Objectives, all minimized: -gain (predicted accuracy gain), SRAM (the runtime's 
 training step. A candidate over the SRAM budget is repaired, not discarded (BudgetRepair: lower, one
 step at a time, the weight gene or the bias count whose step buys the least predicted gain, until the
 planner says it fits), so both searches spend every evaluation on feasible schemes; an
-evaluation is one genome whose objectives were computed. Operators fit the integer genome: uniform
-integer sampling, two-point crossover, polynomial mutation rounded to integers; duplicates are
-eliminated. Random search draws the same genomes through the same repair.
+evaluation is one genome whose objectives were computed. Operators fit the integer genome: the
+initial population drawn by Space.random_sparse (a density uniform in [0, 1], then each gene on with
+that probability: schemes of every size, where uniform genes give mostly half-full ones), two-point
+crossover, polynomial mutation rounded to integers; duplicates are eliminated. Random search draws
+uniform genomes (Space.random; sampler="sparse": the GA's initial sampler) through the same repair.
 """
 from dataclasses import dataclass, field
 
@@ -20,11 +22,11 @@ import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.core.problem import Problem
 from pymoo.core.repair import Repair
+from pymoo.core.sampling import Sampling
 from pymoo.indicators.hv import HV
 from pymoo.operators.crossover.pntx import TwoPointCrossover
 from pymoo.operators.mutation.pm import PM
 from pymoo.operators.repair.rounding import RoundingRepair
-from pymoo.operators.sampling.rnd import IntegerRandomSampling
 from pymoo.optimize import minimize
 
 
@@ -92,6 +94,18 @@ class BudgetRepair(Repair):
         return np.array([self.fix(x) for x in np.asarray(X, int)])
 
 
+class SparseSampling(Sampling):
+    """pymoo sampling through Space.random_sparse."""
+
+    def __init__(self, space):
+        super().__init__()
+        self.space = space
+
+    def _do(self, problem, n_samples, random_state=None, **kwargs):
+        rng = random_state if random_state is not None else np.random.default_rng()
+        return np.array([self.space.random_sparse(rng) for _ in range(n_samples)])
+
+
 class SchemeProblem(Problem):
     def __init__(self, space, budget_bytes, archive):
         super().__init__(n_var=space.n_var, n_obj=3, n_ieq_constr=1, xl=0, xu=space.upper, vtype=int)
@@ -110,7 +124,7 @@ class SchemeProblem(Problem):
 def nsga2(space, budget_bytes, evals, seed=0, pop_size=24):
     """NSGA-II for `evals` evaluations; returns the Archive of every evaluation."""
     archive = Archive()
-    algorithm = NSGA2(pop_size=pop_size, sampling=IntegerRandomSampling(),
+    algorithm = NSGA2(pop_size=pop_size, sampling=SparseSampling(space),
                       crossover=TwoPointCrossover(prob=0.9),
                       mutation=PM(prob=1.0, eta=5, vtype=float, repair=RoundingRepair()),
                       repair=BudgetRepair(space, budget_bytes), eliminate_duplicates=True)
@@ -119,10 +133,14 @@ def nsga2(space, budget_bytes, evals, seed=0, pop_size=24):
     return archive
 
 
-def random_search(space, budget_bytes, evals, seed=0):
-    """`evals` uniformly random genomes, repaired into the budget like the GA's; the Archive."""
+def random_search(space, budget_bytes, evals, seed=0, sampler="uniform"):
+    """`evals` random genomes (uniform genes, or sampler="sparse": Space.random_sparse), repaired into the
+    budget like the GA's; the Archive."""
+    if sampler not in ("uniform", "sparse"):
+        raise ValueError(f"random_search: sampler must be uniform or sparse, not {sampler!r}")
+    draw = space.random if sampler == "uniform" else space.random_sparse
     rng, repair, archive = np.random.default_rng(seed), BudgetRepair(space, budget_bytes), Archive()
     for _ in range(evals):
-        x = repair.fix(space.random(rng))
+        x = repair.fix(draw(rng))
         archive.add(x, (-space.gain(x), *space.cost(x)))
     return archive

@@ -1,7 +1,8 @@
 """The search space of sparse-update schemes: an integer genome, what it trains, and what it costs.
 
     space = Space.from_contrib(tflite, contrib.load("results/contrib-dscnn-kws.json"))
-    x = space.random(rng)                      # int genome
+    x = space.random(rng)                      # int genome, every gene uniform
+    x = space.random_sparse(rng)               # int genome, schemes of every size equally likely
     space.scheme(x)                            # the odt-scheme/1 it means
     space.gain(x), space.sram(x), space.macs(x)
 
@@ -82,7 +83,14 @@ class Space:
         return self.ks[x[0]], {n: self.options[n][g] for n, g in zip(self.layers, genes) if g}, select
 
     def random(self, rng):
+        """Every gene uniform over its values: most genomes switch on about half of the candidates."""
         return rng.integers(0, self.upper + 1)
+
+    def random_sparse(self, rng):
+        """A density p drawn uniformly in [0, 1], then each gene on with probability p (uniform over its
+        non-zero values): from the classifier alone to every candidate, every scheme size equally likely."""
+        up = self.upper
+        return np.where(rng.random(len(up)) < rng.random(), rng.integers(1, up + 1), 0)
 
     def scheme(self, x, name="search"):
         k, weights, select = self._decode(x)

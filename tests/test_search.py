@@ -80,14 +80,29 @@ def test_repair_keeps_every_candidate_within_the_budget(space):
             assert (fixed == x).all(), "a scheme that fits was changed"
 
 
+def test_sparse_sampler_draws_schemes_of_every_size(space):
+    rng = np.random.default_rng(0)
+    uniform = np.array([space.random(rng) for _ in range(3000)])
+    sparse = np.array([space.random_sparse(rng) for _ in range(3000)])
+    assert (sparse >= 0).all() and (sparse <= space.upper).all()
+    on = lambda X: (X > 0).mean(1)   # noqa: E731  share of genes switched on
+    # uniform genes pile up around the middle; the sparse sampler covers small and large schemes alike
+    assert on(sparse).std() > 2 * on(uniform).std()
+    assert (on(sparse) <= 0.2).mean() > 0.15 and (on(uniform) <= 0.2).mean() < 0.05
+    assert (on(sparse) == 1).any() and (on(sparse) == 0).any()
+    with pytest.raises(ValueError, match="sampler"):
+        random_search(space, 64 * 1024, 4, sampler="grid")
+
+
 def test_nsga2_and_random_search_spend_exactly_their_evaluations_within_budget(space):
     budget = 64 * 1024
     ga = nsga2(space, budget, 72, seed=3, pop_size=12)
     again = nsga2(space, budget, 72, seed=3, pop_size=12)
     rs = random_search(space, budget, 72, seed=3)
-    assert len(ga) == len(rs) == 72
+    sparse = random_search(space, budget, 72, seed=3, sampler="sparse")
+    assert len(ga) == len(rs) == len(sparse) == 72
     assert np.array_equal(np.array(ga.x), np.array(again.x)), "the same seed gave another search"
-    for a in (ga, rs):
+    for a in (ga, rs, sparse):
         F = np.array(a.f)
         assert (F[:, 1] <= budget).all()
         assert all(-f[0] == pytest.approx(space.gain(x)) for x, f in zip(a.x, a.f))
@@ -145,7 +160,8 @@ def test_quick_benchmark_writes_the_comparison(tmp_path):
     (row,) = d["rows"]
     assert (row["model"], row["task"], row["budget_bytes"], row["seeds"]) == ("dscnn", "kws", 128 * 1024, 2)
     assert 0 < row["ga_evals_to_random_final_hv_fraction"] <= 1
-    assert set(row["best_acc"]) == {"ga", "random", "tinytrain", "paper_rule"}
+    assert 0 < row["ga_evals_to_random_sparse_final_hv_fraction"] <= 1
+    assert set(row["best_acc"]) == {"ga", "random", "random_sparse", "tinytrain", "paper_rule"}
     assert all(v is None or 0 <= v <= 1 for v in row["best_acc"].values())
     assert len(row["hv"]["ga_mean"]) == len(row["hv_evals"]) == row["evals"] // 12
     assert row["sram_bytes"]["ga"] <= 128 * 1024 and row["additivity"]["n"] >= 2
