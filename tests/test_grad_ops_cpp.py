@@ -34,9 +34,9 @@ def lib(tmp_path_factory):
     lib.shim_add.restype, lib.shim_add.argtypes = i32, [vp, i32, vp, i32, i32, i32, vp]
     lib.shim_batch_align.argtypes = [vp, i32, i32, vp, i32]
     lib.shim_softmax_ce.restype, lib.shim_softmax_ce.argtypes = i32, [vp, i32, i32, vp, i32, i32, vp]
-    lib.shim_conv_grad_input.argtypes = [i32, vp, vp, vp, vp, vp, vp, vp]
+    lib.shim_conv_grad_input.argtypes = [i32, vp, vp, vp, vp, vp, vp, i32, vp, i32, vp, vp, vp, vp, vp, vp]
     lib.shim_conv_grad_weight.argtypes = [i32, vp, vp, vp, vp, vp, vp, vp, i32, vp, i32, vp]
-    lib.shim_fc_grad_input.argtypes = [i32, i32, i32, vp, vp, vp]
+    lib.shim_fc_grad_input.argtypes = [i32, i32, i32, vp, vp, vp, i32, vp, vp, vp, vp, vp]
     lib.shim_fc_grad_weight.argtypes = [i32, i32, i32, vp, i32, vp, vp, i32, vp]
     lib.shim_bias_grad.argtypes = [vp, i32, i32, vp]
     lib.shim_hash32.restype, lib.shim_hash32.argtypes = u32, [u32]
@@ -262,6 +262,35 @@ def _params_array(p):
                      p.pad_h, p.pad_w, p.depth_multiplier, p.act_min, p.act_max], np.int32)
 
 
+def _subset(rng, n):
+    """A sorted non-empty subset of range(n), int32."""
+    return np.sort(rng.choice(n, int(rng.integers(1, n + 1)), replace=False)).astype(np.int32)
+
+
+def _input_grad(lib, op, g, weights, rng, slice_=None):
+    """The C++ streamed dL/dx of op (whole tensor, exact) and its normalization from random exponents, checked
+    against the Python with `weights` (the flash ones with the slice's values in place)."""
+    n = op.in_dims[0]
+    g64 = torch.from_numpy(g.astype(np.float64))
+    e = rng.integers(-60, 20, n).astype(np.int32)
+    gx, gx16, e_c = np.zeros(op.in_dims, np.int64), np.zeros(op.in_dims, np.int16), np.zeros(n, np.int32)
+    values, channels, rows = slice_ if slice_ is not None else (None, np.zeros(1, np.int32), np.zeros(1, np.int32))
+    sl = [_p(values) if values is not None else None, _p(channels), len(channels) if values is not None else 0]
+    if op.kind == "fully_connected":
+        i_f, o_f = op.in_dims[3], op.out_dims[3]
+        lib.shim_fc_grad_input(n, i_f, o_f, _p(op.weights), *sl, _p(g), _p(gx), _p(e), _p(gx16), _p(e_c))
+    else:
+        pa = _params_array(op.params)
+        dims = [np.array(d, np.int32) for d in (op.in_dims, op.filter_dims, op.out_dims)]
+        lib.shim_conv_grad_input(int(op.kind == "depthwise_conv2d"), _p(pa), _p(dims[0]), _p(dims[1]), _p(op.weights),
+                                 *sl, _p(rows), len(rows), _p(dims[2]), _p(g), _p(gx), _p(e), _p(gx16), _p(e_c))
+    expected = G.input_grad_exact(op, g64, weights).reshape(op.in_dims)
+    assert torch.equal(expected, torch.round(expected))
+    assert np.array_equal(gx, expected.numpy().astype(np.int64))
+    normalized = G.normalize(expected, torch.from_numpy(e.astype(np.int64)), "int16")
+    assert np.array_equal(gx16, normalized.v.numpy()) and np.array_equal(e_c, normalized.e.numpy())
+
+
 @pytest.mark.parametrize("kind", ["conv2d", "depthwise_conv2d"])
 def test_conv_backward_equals_python(lib, kind):
     rng = np.random.default_rng(30 if kind == "conv2d" else 31)
@@ -270,21 +299,18 @@ def test_conv_backward_equals_python(lib, kind):
         op = _conv_op(rng, kind)
         n = op.in_dims[0]
         g = _grad(rng, tuple(op.out_dims[1:]), 16, n).astype(np.int16)
+        g[rng.random(n) < 0.1] = 0                                            # all-zero samples
         x = rng.integers(-128, 128, op.in_dims).astype(np.int8)
         pa = _params_array(op.params)
         dims = [np.array(d, np.int32) for d in (op.in_dims, op.filter_dims, op.out_dims)]
         g64 = torch.from_numpy(g.astype(np.float64))
 
-        gx = np.zeros(op.in_dims, np.int64)
-        lib.shim_conv_grad_input(dw, _p(pa), _p(dims[0]), _p(dims[1]), _p(op.weights), _p(dims[2]), _p(g), _p(gx))
-        expected = G.input_grad_exact(op, g64, op.weights).numpy()
-        assert np.array_equal(gx, expected.astype(np.int64)) and np.all(expected == np.round(expected)), (case, op)
+        _input_grad(lib, op, g, op.weights, rng)
 
         w_channels = op.filter_dims[3]
-        channels = np.sort(rng.choice(w_channels, int(rng.integers(1, w_channels + 1)), replace=False)).astype(np.int32)
+        channels = _subset(rng, w_channels)
         kh = op.filter_dims[1]
-        rows = None if rng.random() < 0.3 else rng.choice(kh, int(rng.integers(1, kh + 1)), replace=False)
-        rows = None if rows is None else sorted(rows.tolist())
+        rows = None if rng.random() < 0.3 else _subset(rng, kh).tolist()
         rows_c = np.array(range(kh) if rows is None else rows, np.int32)
         expected = G.weight_grad_exact(op, torch.from_numpy(x), g64, channels.tolist(), rows).numpy()
         gw = np.zeros(expected.shape, np.int64)
@@ -297,27 +323,55 @@ def test_conv_backward_equals_python(lib, kind):
         assert np.array_equal(gb, G.bias_grad_exact(g64).numpy().astype(np.int64))
 
 
+def test_sliced_conv_input_grad_reads_the_slice(lib):
+    """A WeightSlice's values replace the flash weights at its rows and channels: dL/dx is the Python's with
+    those weights in place."""
+    rng = np.random.default_rng(32)
+    for case in range(300):
+        op = _conv_op(rng, "conv2d")
+        o, kh, kw, c_in = op.filter_dims
+        channels, rows = _subset(rng, c_in), _subset(rng, kh)
+        values = rng.integers(-127, 128, (o, len(rows), kw, len(channels))).astype(np.int8)
+        trained = op.weights.copy()
+        trained[np.ix_(range(o), rows, range(kw), channels)] = values
+        g = _grad(rng, tuple(op.out_dims[1:]), 16, op.in_dims[0]).astype(np.int16)
+        _input_grad(lib, op, g, trained, rng, (values, channels, rows))
+
+
+def _fc_op(rng, n):
+    i_f, o_f = int(rng.integers(1, 40)), int(rng.integers(1, 12))
+    params = FcParams(input_offset=int(rng.integers(-127, 129)), output_offset=0, act_min=-128, act_max=127)
+    weights = rng.integers(-127, 128, (o_f, i_f)).astype(np.int8)
+    return LoweredOp(name="fc", kind="fully_connected", inputs=(0,), output=1, in_dims=(n, 1, 1, i_f),
+                     out_dims=(n, 1, 1, o_f), weights=weights, params=params)
+
+
 def test_fully_connected_backward_equals_python(lib):
     rng = np.random.default_rng(40)
     for case in range(200):
-        n, i_f, o_f = int(rng.integers(1, 4)), int(rng.integers(1, 40)), int(rng.integers(1, 12))
-        params = FcParams(input_offset=int(rng.integers(-127, 129)), output_offset=0, act_min=-128, act_max=127)
-        weights = rng.integers(-127, 128, (o_f, i_f)).astype(np.int8)
-        op = LoweredOp(name="fc", kind="fully_connected", inputs=(0,), output=1, in_dims=(n, 1, 1, i_f),
-                       out_dims=(n, 1, 1, o_f), weights=weights, params=params)
+        n = int(rng.integers(1, 4))
+        op = _fc_op(rng, n)
+        i_f, o_f, params = op.in_dims[3], op.out_dims[3], op.params
         g = _grad(rng, (o_f,), 16, n).astype(np.int16)
         x = rng.integers(-128, 128, (n, i_f)).astype(np.int8)
         g64 = torch.from_numpy(g.astype(np.float64))
 
-        gx = np.zeros((n, i_f), np.int64)
-        lib.shim_fc_grad_input(n, i_f, o_f, _p(weights), _p(g), _p(gx))
-        assert np.array_equal(gx, G.input_grad_exact(op, g64, weights).numpy().reshape(n, i_f).astype(np.int64))
+        _input_grad(lib, op, g, op.weights, rng)
+        channels = _subset(rng, i_f)
+        values = rng.integers(-127, 128, (o_f, len(channels))).astype(np.int8)
+        trained = op.weights.copy()
+        trained[:, channels] = values
+        _input_grad(lib, op, g, trained, rng, (values, channels, np.zeros(1, np.int32)))
 
-        channels = np.sort(rng.choice(i_f, int(rng.integers(1, i_f + 1)), replace=False)).astype(np.int32)
+        channels = _subset(rng, i_f)
         expected = G.weight_grad_exact(op, torch.from_numpy(x), g64, channels.tolist()).numpy()
         gw = np.zeros((o_f, len(channels)), np.int64)
         lib.shim_fc_grad_weight(params.input_offset, n, i_f, _p(x), o_f, _p(g), _p(channels), len(channels), _p(gw))
         assert np.array_equal(gw, expected.astype(np.int64)), case
+
+        gb = np.zeros(o_f, np.int64)
+        lib.shim_bias_grad(_p(g), n, o_f, _p(gb))
+        assert np.array_equal(gb, G.bias_grad_exact(g64).numpy().astype(np.int64))
 
 
 def test_builds_for_cortex_m7(tmp_path):

@@ -188,166 +188,118 @@ void pad_grad_input_s16(const PadParams& p, const Dims& in, const Dims& out, con
   }
 }
 
-void conv2d_grad_input_s16(const ConvParams& p, const Dims& in, const Dims& filter,
-                           const int8_t* weights, const Dims& out, const int16_t* g, int64_t* gx) {
-  const int32_t in_size = in.h * in.w * in.c, out_size = out.h * out.w * out.c;
-  for (int32_t b = 0; b < in.n; ++b) {
-    int64_t* gxb = gx + static_cast<int64_t>(b) * in_size;
-    const int16_t* gb = g + static_cast<int64_t>(b) * out_size;
-    for (int32_t i = 0; i < in_size; ++i) gxb[i] = 0;
-    for (int32_t oy = 0; oy < out.h; ++oy) {
-      for (int32_t ky = 0; ky < filter.h; ++ky) {
-        const int32_t iy = conv_tap(oy, p.stride_h, ky, p.dilation_h, p.pad_h, in.h);
-        if (iy < 0) continue;
-        for (int32_t ox = 0; ox < out.w; ++ox) {
-          for (int32_t kx = 0; kx < filter.w; ++kx) {
-            const int32_t ix = conv_tap(ox, p.stride_w, kx, p.dilation_w, p.pad_w, in.w);
-            if (ix < 0) continue;
-            int64_t* dst = gxb + (iy * in.w + ix) * in.c;
-            const int16_t* src = gb + (oy * out.w + ox) * out.c;
-            for (int32_t o = 0; o < out.c; ++o) {
-              const int64_t gv = src[o];
-              if (gv == 0) continue;
-              const int8_t* w = weights + ((o * filter.h + ky) * filter.w + kx) * filter.c;
-              for (int32_t i = 0; i < in.c; ++i) dst[i] += gv * w[i];
-            }
-          }
+namespace {
+
+// The output row (or column) whose tap t reads input row i, or -1 (the inverse of conv_tap).
+inline int32_t conv_source(int32_t i, int32_t t, int32_t stride, int32_t dilation, int32_t pad, int32_t out_size) {
+  const int32_t o = i + pad - t * dilation;
+  if (o < 0 || o % stride != 0 || o / stride >= out_size) return -1;
+  return o / stride;
+}
+
+}  // namespace
+
+void conv2d_grad_input_at(const ConvParams& p, const Dims& in, const Dims& filter, const int8_t* weights,
+                          const WeightSlice* slice, const Dims& out, const int16_t* g, int32_t iy, int32_t ix,
+                          int64_t* acc) {
+  const Dims& f = filter;
+  for (int32_t i = 0; i < in.c; ++i) acc[i] = 0;
+  for (int32_t ky = 0; ky < f.h; ++ky) {
+    const int32_t oy = conv_source(iy, ky, p.stride_h, p.dilation_h, p.pad_h, out.h);
+    if (oy < 0) continue;
+    int32_t r = slice ? slice->n_rows - 1 : -1;   // the slice's row of tap ky, or -1
+    for (; r >= 0 && slice->rows[r] != ky; --r) {}
+    for (int32_t kx = 0; kx < f.w; ++kx) {
+      const int32_t ox = conv_source(ix, kx, p.stride_w, p.dilation_w, p.pad_w, out.w);
+      if (ox < 0) continue;
+      const int16_t* src = g + (oy * out.w + ox) * out.c;
+      for (int32_t o = 0; o < out.c; ++o) {
+        const int32_t gv = src[o];
+        if (gv == 0) continue;
+        const int8_t* w = weights + ((o * f.h + ky) * f.w + kx) * f.c;
+        for (int32_t i = 0; i < in.c; ++i) acc[i] += gv * w[i];   // |g w| < 2^22: int32 products
+        if (r < 0) continue;
+        const int8_t* sv = slice->values + ((o * slice->n_rows + r) * f.w + kx) * slice->n_channels;
+        for (int32_t k = 0; k < slice->n_channels; ++k) {
+          acc[slice->channels[k]] += gv * (sv[k] - w[slice->channels[k]]);
         }
       }
     }
   }
 }
 
-void depthwise_conv2d_grad_input_s16(const ConvParams& p, const Dims& in, const Dims& filter,
-                                     const int8_t* weights, const Dims& out, const int16_t* g,
-                                     int64_t* gx) {
-  const int32_t in_size = in.h * in.w * in.c, out_size = out.h * out.w * out.c;
+void depthwise_conv2d_grad_input_at(const ConvParams& p, const Dims& in, const Dims& filter,
+                                    const int8_t* weights, const Dims& out, const int16_t* g, int32_t iy,
+                                    int32_t ix, int64_t* acc) {
+  const Dims& f = filter;
   const int32_t dm = p.depth_multiplier;
-  for (int32_t b = 0; b < in.n; ++b) {
-    int64_t* gxb = gx + static_cast<int64_t>(b) * in_size;
-    const int16_t* gb = g + static_cast<int64_t>(b) * out_size;
-    for (int32_t i = 0; i < in_size; ++i) gxb[i] = 0;
-    for (int32_t oy = 0; oy < out.h; ++oy) {
-      for (int32_t ky = 0; ky < filter.h; ++ky) {
-        const int32_t iy = conv_tap(oy, p.stride_h, ky, p.dilation_h, p.pad_h, in.h);
-        if (iy < 0) continue;
-        for (int32_t ox = 0; ox < out.w; ++ox) {
-          for (int32_t kx = 0; kx < filter.w; ++kx) {
-            const int32_t ix = conv_tap(ox, p.stride_w, kx, p.dilation_w, p.pad_w, in.w);
-            if (ix < 0) continue;
-            int64_t* dst = gxb + (iy * in.w + ix) * in.c;
-            const int16_t* src = gb + (oy * out.w + ox) * out.c;
-            const int8_t* w = weights + (ky * filter.w + kx) * filter.c;
-            for (int32_t o = 0; o < out.c; ++o) dst[o / dm] += static_cast<int64_t>(src[o]) * w[o];
-          }
-        }
-      }
+  for (int32_t i = 0; i < in.c; ++i) acc[i] = 0;
+  for (int32_t ky = 0; ky < f.h; ++ky) {
+    const int32_t oy = conv_source(iy, ky, p.stride_h, p.dilation_h, p.pad_h, out.h);
+    if (oy < 0) continue;
+    for (int32_t kx = 0; kx < f.w; ++kx) {
+      const int32_t ox = conv_source(ix, kx, p.stride_w, p.dilation_w, p.pad_w, out.w);
+      if (ox < 0) continue;
+      const int16_t* src = g + (oy * out.w + ox) * out.c;
+      const int8_t* w = weights + (ky * f.w + kx) * f.c;
+      for (int32_t o = 0; o < out.c; ++o) acc[o / dm] += static_cast<int64_t>(src[o]) * w[o];
     }
   }
 }
 
-void fully_connected_grad_input_s16(int32_t batches, int32_t in_features, int32_t out_features,
-                                    const int8_t* weights, const int16_t* g, int64_t* gx) {
-  for (int32_t b = 0; b < batches; ++b) {
-    int64_t* dst = gx + static_cast<int64_t>(b) * in_features;
-    const int16_t* gb = g + static_cast<int64_t>(b) * out_features;
-    for (int32_t i = 0; i < in_features; ++i) dst[i] = 0;
-    for (int32_t o = 0; o < out_features; ++o) {
-      const int64_t gv = gb[o];
+int64_t fully_connected_grad_input_at(int32_t in_features, int32_t out_features, const int8_t* weights,
+                                      const WeightSlice* slice, const int16_t* g, int32_t i) {
+  const int32_t k = slice ? slice->slot[i] : -1;
+  int64_t sum = 0;
+  if (k < 0) {
+    for (int32_t o = 0; o < out_features; ++o) sum += static_cast<int32_t>(g[o]) * weights[o * in_features + i];
+  } else {   // a trained input feature: its weights are the slice's
+    const int32_t nc = slice->n_channels;
+    for (int32_t o = 0; o < out_features; ++o) sum += static_cast<int32_t>(g[o]) * slice->values[o * nc + k];
+  }
+  return sum;
+}
+
+void conv2d_grad_weight_at(const ConvParams& p, const Dims& in, const int8_t* x, int32_t n_channels,
+                           const Dims& out, const int16_t* g, int32_t o, int32_t ky, int32_t kx, int64_t* acc) {
+  const int32_t nc = n_channels;
+  for (int32_t c = 0; c < nc; ++c) acc[c] = 0;
+  for (int32_t oy = 0; oy < out.h; ++oy) {
+    const int32_t iy = conv_tap(oy, p.stride_h, ky, p.dilation_h, p.pad_h, in.h);
+    if (iy < 0) continue;
+    for (int32_t ox = 0; ox < out.w; ++ox) {
+      const int32_t gv = g[(oy * out.w + ox) * out.c + o];
       if (gv == 0) continue;
-      const int8_t* w = weights + static_cast<int64_t>(o) * in_features;
-      for (int32_t i = 0; i < in_features; ++i) dst[i] += gv * w[i];
+      const int32_t ix = conv_tap(ox, p.stride_w, kx, p.dilation_w, p.pad_w, in.w);
+      if (ix < 0) continue;
+      const int8_t* xp = x + (iy * in.w + ix) * nc;
+      for (int32_t c = 0; c < nc; ++c) acc[c] += gv * (xp[c] + p.input_offset);
     }
   }
 }
 
-void conv2d_grad_weight_s8(const ConvParams& p, const Dims& in, const int8_t* x, const Dims& filter,
-                           const Dims& out, const int16_t* g, const int32_t* channels,
-                           int32_t n_channels, const int32_t* rows, int32_t n_rows, int64_t* gw) {
-  const int32_t total = filter.n * n_rows * filter.w * n_channels;
-  for (int32_t i = 0; i < total; ++i) gw[i] = 0;
-  const int32_t in_size = in.h * in.w * in.c, out_size = out.h * out.w * out.c;
-  for (int32_t b = 0; b < in.n; ++b) {
-    const int8_t* xb = x + static_cast<int64_t>(b) * in_size;
-    const int16_t* gb = g + static_cast<int64_t>(b) * out_size;
-    for (int32_t r = 0; r < n_rows; ++r) {
-      for (int32_t oy = 0; oy < out.h; ++oy) {
-        const int32_t iy = conv_tap(oy, p.stride_h, rows[r], p.dilation_h, p.pad_h, in.h);
-        if (iy < 0) continue;
-        for (int32_t ox = 0; ox < out.w; ++ox) {
-          const int16_t* src = gb + (oy * out.w + ox) * out.c;
-          for (int32_t kx = 0; kx < filter.w; ++kx) {
-            const int32_t ix = conv_tap(ox, p.stride_w, kx, p.dilation_w, p.pad_w, in.w);
-            if (ix < 0) continue;
-            const int8_t* xp = xb + (iy * in.w + ix) * in.c;
-            for (int32_t o = 0; o < filter.n; ++o) {
-              const int64_t gv = src[o];
-              if (gv == 0) continue;
-              int64_t* dst = gw + ((o * n_rows + r) * filter.w + kx) * n_channels;
-              for (int32_t c = 0; c < n_channels; ++c) dst[c] += gv * (xp[channels[c]] + p.input_offset);
-            }
-          }
-        }
-      }
+void depthwise_conv2d_grad_weight_at(const ConvParams& p, const Dims& in, const int8_t* x,
+                                     const int32_t* channels, int32_t n_channels, const Dims& out,
+                                     const int16_t* g, int32_t ky, int32_t kx, int64_t* acc) {
+  const int32_t nc = n_channels;
+  for (int32_t c = 0; c < nc; ++c) acc[c] = 0;
+  for (int32_t oy = 0; oy < out.h; ++oy) {
+    const int32_t iy = conv_tap(oy, p.stride_h, ky, p.dilation_h, p.pad_h, in.h);
+    if (iy < 0) continue;
+    for (int32_t ox = 0; ox < out.w; ++ox) {
+      const int32_t ix = conv_tap(ox, p.stride_w, kx, p.dilation_w, p.pad_w, in.w);
+      if (ix < 0) continue;
+      const int16_t* src = g + (oy * out.w + ox) * out.c;
+      const int8_t* xp = x + (iy * in.w + ix) * nc;
+      for (int32_t c = 0; c < nc; ++c) acc[c] += src[channels[c]] * (xp[c] + p.input_offset);
     }
   }
 }
 
-void depthwise_conv2d_grad_weight_s8(const ConvParams& p, const Dims& in, const int8_t* x,
-                                     const Dims& filter, const Dims& out, const int16_t* g,
-                                     const int32_t* channels, int32_t n_channels,
-                                     const int32_t* rows, int32_t n_rows, int64_t* gw) {
-  const int32_t total = n_rows * filter.w * n_channels;
-  for (int32_t i = 0; i < total; ++i) gw[i] = 0;
-  const int32_t in_size = in.h * in.w * in.c, out_size = out.h * out.w * out.c;
-  const int32_t dm = p.depth_multiplier;
-  for (int32_t b = 0; b < in.n; ++b) {
-    const int8_t* xb = x + static_cast<int64_t>(b) * in_size;
-    const int16_t* gb = g + static_cast<int64_t>(b) * out_size;
-    for (int32_t r = 0; r < n_rows; ++r) {
-      for (int32_t oy = 0; oy < out.h; ++oy) {
-        const int32_t iy = conv_tap(oy, p.stride_h, rows[r], p.dilation_h, p.pad_h, in.h);
-        if (iy < 0) continue;
-        for (int32_t ox = 0; ox < out.w; ++ox) {
-          const int16_t* src = gb + (oy * out.w + ox) * out.c;
-          for (int32_t kx = 0; kx < filter.w; ++kx) {
-            const int32_t ix = conv_tap(ox, p.stride_w, kx, p.dilation_w, p.pad_w, in.w);
-            if (ix < 0) continue;
-            const int8_t* xp = xb + (iy * in.w + ix) * in.c;
-            int64_t* dst = gw + (r * filter.w + kx) * n_channels;
-            for (int32_t c = 0; c < n_channels; ++c) {
-              const int32_t o = channels[c];
-              dst[c] += static_cast<int64_t>(src[o]) * (xp[o / dm] + p.input_offset);
-            }
-          }
-        }
-      }
-    }
-  }
-}
-
-void fully_connected_grad_weight_s8(int32_t input_offset, int32_t batches, int32_t in_features,
-                                    const int8_t* x, int32_t out_features, const int16_t* g,
-                                    const int32_t* channels, int32_t n_channels, int64_t* gw) {
-  for (int32_t i = 0; i < out_features * n_channels; ++i) gw[i] = 0;
-  for (int32_t b = 0; b < batches; ++b) {
-    const int8_t* xb = x + static_cast<int64_t>(b) * in_features;
-    const int16_t* gb = g + static_cast<int64_t>(b) * out_features;
-    for (int32_t o = 0; o < out_features; ++o) {
-      const int64_t gv = gb[o];
-      if (gv == 0) continue;
-      int64_t* dst = gw + o * n_channels;
-      for (int32_t c = 0; c < n_channels; ++c) dst[c] += gv * (xb[channels[c]] + input_offset);
-    }
-  }
-}
-
-void bias_grad_s32(const int16_t* g, int32_t positions, int32_t channels, int64_t* gb) {
-  for (int32_t c = 0; c < channels; ++c) gb[c] = 0;
-  for (int32_t i = 0; i < positions; ++i) {
-    const int16_t* row = g + static_cast<int64_t>(i) * channels;
-    for (int32_t c = 0; c < channels; ++c) gb[c] += row[c];
-  }
+int64_t bias_grad_at(const int16_t* g, int32_t positions, int32_t channels, int32_t c) {
+  int64_t sum = 0;
+  for (int32_t i = 0; i < positions; ++i) sum += g[i * channels + c];
+  return sum;
 }
 
 // -- update -------------------------------------------------------------------------------------

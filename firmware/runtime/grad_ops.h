@@ -8,8 +8,9 @@
 //
 // Pure functions: the caller passes every buffer, nothing allocates, nothing keeps state; no
 // exceptions, no containers (the same file builds for the Cortex-M7). Tensors are NHWC and
-// reuse the forward's Dims / ConvParams / FcParams (kernels/kernels.h). Kernels whose Python
-// takes a batch take in.n samples (samples are contiguous).
+// reuse the forward's Dims / ConvParams / WeightSlice (kernels/kernels.h). Kernels whose Python
+// takes a batch take in.n samples (samples are contiguous); the layer backward is streamed, one
+// sample and one slice of the result per call (the Python's whole tensors, piece by piece).
 #pragma once
 
 #include <stdint.h>
@@ -82,51 +83,81 @@ int32_t softmax_ce_grad_s16(const int8_t* logits, int32_t k, int32_t label, cons
 int32_t softmax_ce_grad_s8(const int8_t* logits, int32_t k, int32_t label, const uint32_t* table,
                            int32_t table_size, int8_t* out);
 
-// -- exact layer backward (int64 sums; the g_acc below is the masked, scaled gradient of the
-//    accumulator, int16 values; int8-format gradients are widened by the caller) ------------
+// -- exact layer backward, streamed -----------------------------------------------------------
+// One sample. Each call yields the exact int64 sums of one slice of a layer's gradient, so no
+// gradient tensor ever exists: the firmware (train.cc) applies a weight gradient the moment it is
+// summed and normalizes an input gradient in two passes (grad_normalize_rows_s16). g is the
+// masked, scaled gradient of the accumulator, [out.h][out.w][out.c] int16 values (int8-format
+// gradients are widened by the caller); its products with int8 values fit in int32. Taps as in the
+// forward: output (oy, ox) reads input iy = oy*stride_h + ky*dilation_h - pad_h (and likewise x);
+// taps in the padding contribute nothing.
 
-// dL/dx of CONV_2D, [in.n, in.h, in.w, in.c]: gx[iy][ix][i] = sum over o, ky, kx, oy, ox with
-// iy = oy*stride_h + ky*dilation_h - pad_h (and likewise x) of g[oy][ox][o] * W[o][ky][kx][i].
-// Positions in the padding get nothing. filter OHWI {o, kh, kw, i}, g [in.n, out.h, out.w, o].
-void conv2d_grad_input_s16(const ConvParams& p, const Dims& in, const Dims& filter,
-                           const int8_t* weights, const Dims& out, const int16_t* g, int64_t* gx);
+// grad_normalize_s16 of `rows` rows of `width` values, row(r, dst) writing the exact int64 sums of
+// row r to dst: one pass for the largest magnitude, one for the rounding, so only one row of sums
+// exists at a time (scratch [width]). out [rows][width]; returns the exponent e + s.
+template <typename Row>
+int32_t grad_normalize_rows_s16(Row row, int32_t rows, int32_t width, int32_t e, int64_t* scratch, int16_t* out) {
+  constexpr int64_t kLimit = 32767;
+  uint64_t top = 0;
+  for (int32_t r = 0; r < rows; ++r) {
+    row(r, scratch);
+    for (int32_t i = 0; i < width; ++i) top = magnitude64(scratch[i]) > top ? magnitude64(scratch[i]) : top;
+  }
+  const int32_t s = grad_normalize_shift(top, 16);
+  for (int32_t r = 0; r < rows; ++r) {
+    row(r, scratch);
+    int16_t* dst = out + r * width;
+    for (int32_t i = 0; i < width; ++i) {
+      const int64_t v = round_shift(scratch[i], s);
+      dst[i] = static_cast<int16_t>(v > kLimit ? kLimit : (v < -kLimit ? -kLimit : v));
+    }
+  }
+  return e + s;
+}
 
-// dL/dx of DEPTHWISE_CONV_2D: output channel o = i * depth_multiplier + j reads input channel i;
-// gx[iy][ix][i] = sum of g[oy][ox][o] * W[0][ky][kx][o] over those o. filter 1HWC {1, kh, kw, out.c}.
-void depthwise_conv2d_grad_input_s16(const ConvParams& p, const Dims& in, const Dims& filter,
-                                     const int8_t* weights, const Dims& out, const int16_t* g,
-                                     int64_t* gx);
+// dL/dx of CONV_2D at input position (iy, ix): acc[i] (i < in.c) = sum of g[oy][ox][o] *
+// W[o][ky][kx][i] over o and the taps (ky, kx) of output positions (oy, ox) that read (iy, ix).
+// W is the flash filter OHWI {o, kh, kw, i} overlaid by `slice` (nullptr: none): at its rows and
+// channels, the slice's values replace the flash ones.
+void conv2d_grad_input_at(const ConvParams& p, const Dims& in, const Dims& filter, const int8_t* weights,
+                          const WeightSlice* slice, const Dims& out, const int16_t* g, int32_t iy, int32_t ix,
+                          int64_t* acc);
 
-// dL/dx of FULLY_CONNECTED: gx[b][i] = sum_o g[b][o] * W[o][i]; W [out_features][in_features].
-void fully_connected_grad_input_s16(int32_t batches, int32_t in_features, int32_t out_features,
-                                    const int8_t* weights, const int16_t* g, int64_t* gx);
+// dL/dx of DEPTHWISE_CONV_2D at (iy, ix): output channel o = i * depth_multiplier + j reads input
+// channel i; acc[i] = sum of g[oy][ox][o] * W[0][ky][kx][o] over those o and the taps reading
+// (iy, ix). filter 1HWC {1, kh, kw, out.c}.
+void depthwise_conv2d_grad_input_at(const ConvParams& p, const Dims& in, const Dims& filter,
+                                    const int8_t* weights, const Dims& out, const int16_t* g, int32_t iy,
+                                    int32_t ix, int64_t* acc);
 
-// dL/dW_q of CONV_2D for the selected input channels (the weight's last axis) and kernel rows:
-// gw[o][r][kx][c] (shape [filter.n][n_rows][filter.w][n_channels]) = sum over samples b, oy, ox of
-// g[b][oy][ox][o] * (x[b][iy][ix][channels[c]] + input_offset), iy = oy*stride_h +
-// rows[r]*dilation_h - pad_h, ix = ox*stride_w + kx*dilation_w - pad_w; padding reads 0.
-// g must be batch-aligned (one exponent for the batch).
-void conv2d_grad_weight_s8(const ConvParams& p, const Dims& in, const int8_t* x, const Dims& filter,
-                           const Dims& out, const int16_t* g, const int32_t* channels,
-                           int32_t n_channels, const int32_t* rows, int32_t n_rows, int64_t* gw);
+// dL/dx of FULLY_CONNECTED at input feature i: sum over o of g[o] * W[o][i]; W [out_features]
+// [in_features] the flash weights, or, for a feature the slice holds (slice->slot[i] = k >= 0), the
+// slice's values [out_features][n_channels] at column k.
+int64_t fully_connected_grad_input_at(int32_t in_features, int32_t out_features, const int8_t* weights,
+                                      const WeightSlice* slice, const int16_t* g, int32_t i);
 
-// dL/dW_q of DEPTHWISE_CONV_2D for the selected output channels (the weight's last axis) and rows:
-// gw[0][r][kx][c] (shape [1][n_rows][filter.w][n_channels]) = sum of g[b][oy][ox][channels[c]] *
-// (x[b][iy][ix][channels[c] / depth_multiplier] + input_offset), positions as for conv2d.
-void depthwise_conv2d_grad_weight_s8(const ConvParams& p, const Dims& in, const int8_t* x,
-                                     const Dims& filter, const Dims& out, const int16_t* g,
-                                     const int32_t* channels, int32_t n_channels,
-                                     const int32_t* rows, int32_t n_rows, int64_t* gw);
+// dL/dW_q of CONV_2D at output channel o and kernel tap (ky, kx) for the kept input channels:
+// acc[c] (c < n_channels) = sum over the output positions (oy, ox) whose tap reads inside the input
+// of g[oy][ox][o] * (x[iy][ix][c] + input_offset). x holds only the kept channels, [in.h][in.w]
+// [n_channels] (in.c is not read), as the forward saves them.
+void conv2d_grad_weight_at(const ConvParams& p, const Dims& in, const int8_t* x, int32_t n_channels,
+                           const Dims& out, const int16_t* g, int32_t o, int32_t ky, int32_t kx, int64_t* acc);
 
-// dL/dW_q of FULLY_CONNECTED for the selected input features: gw[o][c] (shape [out_features]
-// [n_channels]) = sum_b g[b][o] * (x[b][channels[c]] + input_offset).
-void fully_connected_grad_weight_s8(int32_t input_offset, int32_t batches, int32_t in_features,
-                                    const int8_t* x, int32_t out_features, const int16_t* g,
-                                    const int32_t* channels, int32_t n_channels, int64_t* gw);
+// dL/dW_q of DEPTHWISE_CONV_2D at kernel tap (ky, kx) for the kept channels channels[c] (output
+// channels, the weight's last axis): acc[c] = sum of g[oy][ox][channels[c]] * (x[iy][ix][c] +
+// input_offset); x [in.h][in.w][n_channels] holds at c the input channel channels[c] / depth_multiplier.
+void depthwise_conv2d_grad_weight_at(const ConvParams& p, const Dims& in, const int8_t* x,
+                                     const int32_t* channels, int32_t n_channels, const Dims& out,
+                                     const int16_t* g, int32_t ky, int32_t kx, int64_t* acc);
 
-// dL/db_q: gb[c] = sum of g over the batch and the output positions; g has `positions` rows
-// (batch * out.h * out.w) of `channels` values.
-void bias_grad_s32(const int16_t* g, int32_t positions, int32_t channels, int64_t* gb);
+// dL/dW_q of FULLY_CONNECTED at output o and input feature i: g[o] * (x[i] + input_offset), one
+// product (inline: the update applies it element by element).
+inline int64_t fully_connected_grad_weight(int16_t g, int8_t x, int32_t input_offset) {
+  return static_cast<int64_t>(g) * (x + input_offset);
+}
+
+// dL/db_q of channel c: the sum of g[pos * channels + c] over `positions` positions.
+int64_t bias_grad_at(const int16_t* g, int32_t positions, int32_t channels, int32_t c);
 
 // dL/dx of MEAN over H and W, one sample: every position gets g[c] * M, M = multiplier * 2^(shift - 31)
 // = s_x / (s_y * h * w) (grad_scale_s16 with one multiplier for all channels), then copied to each

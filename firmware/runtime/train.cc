@@ -8,96 +8,28 @@ namespace odt {
 
 namespace {
 
-constexpr int64_t kLimit16 = 32767;
-
 int32_t elements(const Dims& d) { return d.n * d.h * d.w * d.c; }
 
 int16_t* grad_at(const ModelDesc& m, int32_t offset) { return reinterpret_cast<int16_t*>(m.arena + offset); }
 
-// grad_normalize_s16 of values produced `width` at a time: row(pos, out) writes the exact
-// int64 sums of position pos. Two passes (the largest magnitude first, then the rounding) so the
-// exact tensor never exists: the scratch holds one row.
-template <typename Row>
-int32_t normalize_rows(Row row, int32_t positions, int32_t width, int32_t e, int64_t* scratch, int16_t* out) {
-  uint64_t top = 0;
-  for (int32_t p = 0; p < positions; ++p) {
-    row(p, scratch);
-    for (int32_t i = 0; i < width; ++i) top = magnitude64(scratch[i]) > top ? magnitude64(scratch[i]) : top;
-  }
-  const int32_t s = grad_normalize_shift(top, 16);
-  for (int32_t p = 0; p < positions; ++p) {
-    row(p, scratch);
-    int16_t* dst = out + p * width;
-    for (int32_t i = 0; i < width; ++i) {
-      const int64_t v = round_shift(scratch[i], s);
-      dst[i] = static_cast<int16_t>(v > kLimit16 ? kLimit16 : (v < -kLimit16 ? -kLimit16 : v));
-    }
-  }
-  return e + s;
-}
-
-// The output row (or column) that kernel tap t reads input row i from, or -1.
-inline int32_t source(int32_t i, int32_t t, int32_t stride, int32_t dilation, int32_t pad, int32_t out_size) {
-  const int32_t o = i + pad - t * dilation;
-  if (o < 0 || o % stride != 0 || o / stride >= out_size) return -1;
-  return o / stride;
-}
-
 // dL/dx of a conv or depthwise layer from g (the accumulator's gradient), normalized into gx.
 int32_t conv_input_grad(const OpDesc& op, const int16_t* g, int32_t e, int64_t* scratch, int16_t* gx) {
-  const ConvParams& p = op.conv;
-  const Dims &in = op.in, &out = op.out, &f = op.filter;
+  const Dims& in = op.in;
   const bool depthwise = op.kind == kOpDepthwiseConv2D;
   auto row = [&](int32_t pos, int64_t* acc) {
     const int32_t iy = pos / in.w, ix = pos % in.w;
-    for (int32_t i = 0; i < in.c; ++i) acc[i] = 0;
-    for (int32_t ky = 0; ky < f.h; ++ky) {
-      const int32_t oy = source(iy, ky, p.stride_h, p.dilation_h, p.pad_h, out.h);
-      if (oy < 0) continue;
-      for (int32_t kx = 0; kx < f.w; ++kx) {
-        const int32_t ox = source(ix, kx, p.stride_w, p.dilation_w, p.pad_w, out.w);
-        if (ox < 0) continue;
-        const int16_t* src = g + (oy * out.w + ox) * out.c;
-        if (depthwise) {
-          const int8_t* w = op.weights + (ky * f.w + kx) * f.c;
-          const int32_t dm = p.depth_multiplier;
-          for (int32_t o = 0; o < out.c; ++o) acc[o / dm] += static_cast<int64_t>(src[o]) * w[o];
-          continue;
-        }
-        const WeightSlice* sl = op.slice;
-        int32_t r = sl ? sl->n_rows - 1 : -1;   // the slice's row of tap ky, or -1
-        for (; r >= 0 && sl->rows[r] != ky; --r) {}
-        for (int32_t o = 0; o < out.c; ++o) {
-          const int32_t gv = src[o];
-          if (gv == 0) continue;
-          const int8_t* w = op.weights + ((o * f.h + ky) * f.w + kx) * f.c;
-          for (int32_t i = 0; i < in.c; ++i) acc[i] += gv * w[i];   // |g w| < 2^22: int32 products
-          if (r < 0) continue;
-          const int8_t* sv = sl->values + ((o * sl->n_rows + r) * f.w + kx) * sl->n_channels;
-          for (int32_t k = 0; k < sl->n_channels; ++k) acc[sl->channels[k]] += gv * (sv[k] - w[sl->channels[k]]);
-        }
-      }
-    }
+    if (depthwise) depthwise_conv2d_grad_input_at(op.conv, in, op.filter, op.weights, op.out, g, iy, ix, acc);
+    else conv2d_grad_input_at(op.conv, in, op.filter, op.weights, op.slice, op.out, g, iy, ix, acc);
   };
-  return normalize_rows(row, in.h * in.w, in.c, e, scratch, gx);
+  return grad_normalize_rows_s16(row, in.h * in.w, in.c, e, scratch, gx);
 }
 
 // dL/dx of a fully connected layer, one input feature at a time (no scratch).
 int32_t fc_input_grad(const OpDesc& op, const int16_t* g, int32_t e, int16_t* gx) {
   const int32_t in = elements(op.in), out = elements(op.out);
-  const WeightSlice* sl = op.slice;
-  auto row = [&](int32_t i, int64_t* acc) {
-    const int32_t k = sl ? sl->slot[i] : -1;
-    int64_t sum = 0;
-    if (k < 0) {
-      for (int32_t o = 0; o < out; ++o) sum += static_cast<int32_t>(g[o]) * op.weights[o * in + i];
-    } else {   // a trained input feature: its weights are the slice's
-      for (int32_t o = 0; o < out; ++o) sum += static_cast<int32_t>(g[o]) * sl->values[o * sl->n_channels + k];
-    }
-    *acc = sum;
-  };
+  auto row = [&](int32_t i, int64_t* acc) { *acc = fully_connected_grad_input_at(in, out, op.weights, op.slice, g, i); };
   int64_t one;
-  return normalize_rows(row, in, 1, e, &one, gx);
+  return grad_normalize_rows_s16(row, in, 1, e, &one, gx);
 }
 
 // Weight gradients of the kept channels / rows, each applied the moment it is summed.
@@ -108,7 +40,7 @@ void update_weights(const OpDesc& op, const LayerUpdate& u, const int8_t* x, con
     const int32_t in = elements(op.in), out = elements(op.out);
     for (int32_t o = 0; o < out; ++o) {
       for (int32_t c = 0; c < nc; ++c) {
-        const int64_t grad = static_cast<int64_t>(g[o]) * (x[c] + op.fc.input_offset);
+        const int64_t grad = fully_connected_grad_weight(g[o], x[c], op.fc.input_offset);
         int8_t* w = u.weights + (u.sliced ? o * nc + c : o * in + u.channels[c]);
         *w = static_cast<int8_t>(apply_update(*w, grad, e, u.w_mult[o], u.w_exp[o], -127, 127,
                                               uniform32(key, static_cast<uint32_t>(o * nc + c)), true));
@@ -116,28 +48,16 @@ void update_weights(const OpDesc& op, const LayerUpdate& u, const int8_t* x, con
     }
     return;
   }
-  const ConvParams& p = op.conv;
-  const Dims &in = op.in, &out = op.out, &f = op.filter;
+  const Dims& f = op.filter;
   const bool depthwise = op.kind == kOpDepthwiseConv2D;
   const int32_t n_out = depthwise ? 1 : f.n;
   for (int32_t o = 0; o < n_out; ++o) {
     for (int32_t r = 0; r < u.n_rows; ++r) {
       for (int32_t kx = 0; kx < f.w; ++kx) {
-        for (int32_t c = 0; c < nc; ++c) acc[c] = 0;
-        for (int32_t oy = 0; oy < out.h; ++oy) {
-          const int32_t iy = conv_tap(oy, p.stride_h, u.rows[r], p.dilation_h, p.pad_h, in.h);
-          if (iy < 0) continue;
-          for (int32_t ox = 0; ox < out.w; ++ox) {
-            const int32_t ix = conv_tap(ox, p.stride_w, kx, p.dilation_w, p.pad_w, in.w);
-            if (ix < 0) continue;
-            const int16_t* src = g + (oy * out.w + ox) * out.c;
-            const int8_t* xp = x + (iy * in.w + ix) * nc;
-            if (depthwise) {
-              for (int32_t c = 0; c < nc; ++c) acc[c] += src[u.channels[c]] * (xp[c] + p.input_offset);
-            } else if (src[o] != 0) {
-              for (int32_t c = 0; c < nc; ++c) acc[c] += src[o] * (xp[c] + p.input_offset);
-            }
-          }
+        if (depthwise) {
+          depthwise_conv2d_grad_weight_at(op.conv, op.in, x, u.channels, nc, op.out, g, u.rows[r], kx, acc);
+        } else {
+          conv2d_grad_weight_at(op.conv, op.in, x, nc, op.out, g, o, u.rows[r], kx, acc);
         }
         for (int32_t c = 0; c < nc; ++c) {
           const int32_t ch = u.channels[c];
@@ -154,10 +74,8 @@ void update_weights(const OpDesc& op, const LayerUpdate& u, const int8_t* x, con
 
 void update_bias(const LayerUpdate& u, const int16_t* g, int32_t positions, int32_t channels, int32_t e) {
   for (int32_t c = 0; c < channels; ++c) {
-    int64_t sum = 0;
-    for (int32_t i = 0; i < positions; ++i) sum += g[i * channels + c];
-    u.bias[c] = static_cast<int32_t>(apply_update(u.bias[c], sum, e, u.b_mult[c], u.b_exp[c], INT32_MIN,
-                                                  INT32_MAX, 0, false));
+    u.bias[c] = static_cast<int32_t>(apply_update(u.bias[c], bias_grad_at(g, positions, channels, c), e,
+                                                  u.b_mult[c], u.b_exp[c], INT32_MIN, INT32_MAX, 0, false));
   }
 }
 
