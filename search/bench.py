@@ -37,9 +37,8 @@ from search.space import Space
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = {   # (dataset, model) -> contribution table (search.contrib's output)
     ("kws", "dscnn"): ROOT / "results" / "contrib-dscnn-kws.json",
-    ("digits", "mcunet"): ROOT / "build" / "contrib" / "mcunet-digits.json",
-    ("digits", "mobilenetv2-w0.35"): ROOT / "build" / "contrib" / "mobilenetv2-w0.35-digits.json",
-    ("kws", "mcunet"): ROOT / "build" / "contrib" / "mcunet-kws.json",
+    ("kws", "mcunet"): ROOT / "results" / "contrib-mcunet-kws.json",
+    ("digits", "mcunet"): ROOT / "results" / "contrib-mcunet-digits.json",
 }
 BUDGETS = (64 * 1024, 128 * 1024, 256 * 1024)
 
@@ -57,6 +56,15 @@ def normalizer(space, table):
 def hv_curve(archive, norm, budget, every):
     hv, F = HV(ref_point=np.ones(3)), norm(np.asarray(archive.f), budget)
     return [float(hv(F[:n])) for n in range(every, len(F) + 1, every)]
+
+
+def evaluation_config(task, table):
+    """Real evaluations train as the contribution table's measurements did (learning rate, epochs, batch,
+    gradient format, and the train subset when the table used one), on the whole validation / test split."""
+    t = table["config"]
+    subset = t["train"] if t["train"] < len(tasks.device_data(task).y_train) else 0
+    return contrib.Config(lr=t["lr"], epochs=t["epochs"], batch_size=t["batch_size"], grad_format=t["grad_format"],
+                          train=subset)
 
 
 def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, log, verify=4):
@@ -174,7 +182,6 @@ def main(argv=None):
     wanted = [tuple(r.split("/", 1)) for r in args.row] if args.row else (
         [("kws", "dscnn")] if args.quick else [k for k, p in ROWS.items() if p.is_file()])
     budgets = (128 * 1024,) if args.quick else BUDGETS
-    cfg = contrib.Config(train=64, test=64) if args.quick else contrib.Config()
     rows = []
     for dataset, model in wanted:
         path = args.contrib if args.contrib and len(wanted) == 1 else ROWS.get((dataset, model))
@@ -183,6 +190,7 @@ def main(argv=None):
         task = tasks.prepare(dataset, model, quick=args.quick)
         table = contrib.load(path)
         space = Space.from_contrib(task.tflite, table)
+        cfg = contrib.Config(train=64, test=64) if args.quick else evaluation_config(task, table)
         with Evaluator(task, cfg, args.scheduler, args.workers) as ev:
             rows += row_bench(f"{dataset}/{model}", space, table, task, budgets, list(range(args.seeds)),
                               args.evals, args.pop, ev, lambda s: print(s, flush=True), args.verify)
