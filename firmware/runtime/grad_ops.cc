@@ -197,6 +197,20 @@ inline int32_t conv_source(int32_t i, int32_t t, int32_t stride, int32_t dilatio
   return o / stride;
 }
 
+// Calls tap(out_position, in_position) for every output position whose kernel tap (ky, kx) reads
+// an input position inside the image (positions are flat: y * w + x).
+template <typename Tap>
+void for_each_tap(const ConvParams& p, const Dims& in, const Dims& out, int32_t ky, int32_t kx, Tap tap) {
+  for (int32_t oy = 0; oy < out.h; ++oy) {
+    const int32_t iy = conv_tap(oy, p.stride_h, ky, p.dilation_h, p.pad_h, in.h);
+    if (iy < 0) continue;
+    for (int32_t ox = 0; ox < out.w; ++ox) {
+      const int32_t ix = conv_tap(ox, p.stride_w, kx, p.dilation_w, p.pad_w, in.w);
+      if (ix >= 0) tap(oy * out.w + ox, iy * in.w + ix);
+    }
+  }
+}
+
 }  // namespace
 
 void conv2d_grad_input_at(const ConvParams& p, const Dims& in, const Dims& filter, const int8_t* weights,
@@ -264,18 +278,12 @@ void conv2d_grad_weight_at(const ConvParams& p, const Dims& in, const int8_t* x,
                            const Dims& out, const int16_t* g, int32_t o, int32_t ky, int32_t kx, int64_t* acc) {
   const int32_t nc = n_channels;
   for (int32_t c = 0; c < nc; ++c) acc[c] = 0;
-  for (int32_t oy = 0; oy < out.h; ++oy) {
-    const int32_t iy = conv_tap(oy, p.stride_h, ky, p.dilation_h, p.pad_h, in.h);
-    if (iy < 0) continue;
-    for (int32_t ox = 0; ox < out.w; ++ox) {
-      const int32_t gv = g[(oy * out.w + ox) * out.c + o];
-      if (gv == 0) continue;
-      const int32_t ix = conv_tap(ox, p.stride_w, kx, p.dilation_w, p.pad_w, in.w);
-      if (ix < 0) continue;
-      const int8_t* xp = x + (iy * in.w + ix) * nc;
-      for (int32_t c = 0; c < nc; ++c) acc[c] += gv * (xp[c] + p.input_offset);
-    }
-  }
+  for_each_tap(p, in, out, ky, kx, [&](int32_t at, int32_t from) {
+    const int32_t gv = g[at * out.c + o];
+    if (gv == 0) return;
+    const int8_t* xp = x + from * nc;
+    for (int32_t c = 0; c < nc; ++c) acc[c] += gv * (xp[c] + p.input_offset);
+  });
 }
 
 void depthwise_conv2d_grad_weight_at(const ConvParams& p, const Dims& in, const int8_t* x,
@@ -283,17 +291,11 @@ void depthwise_conv2d_grad_weight_at(const ConvParams& p, const Dims& in, const 
                                      const int16_t* g, int32_t ky, int32_t kx, int64_t* acc) {
   const int32_t nc = n_channels;
   for (int32_t c = 0; c < nc; ++c) acc[c] = 0;
-  for (int32_t oy = 0; oy < out.h; ++oy) {
-    const int32_t iy = conv_tap(oy, p.stride_h, ky, p.dilation_h, p.pad_h, in.h);
-    if (iy < 0) continue;
-    for (int32_t ox = 0; ox < out.w; ++ox) {
-      const int32_t ix = conv_tap(ox, p.stride_w, kx, p.dilation_w, p.pad_w, in.w);
-      if (ix < 0) continue;
-      const int16_t* src = g + (oy * out.w + ox) * out.c;
-      const int8_t* xp = x + (iy * in.w + ix) * nc;
-      for (int32_t c = 0; c < nc; ++c) acc[c] += src[channels[c]] * (xp[c] + p.input_offset);
-    }
-  }
+  for_each_tap(p, in, out, ky, kx, [&](int32_t at, int32_t from) {
+    const int16_t* src = g + at * out.c;
+    const int8_t* xp = x + from * nc;
+    for (int32_t c = 0; c < nc; ++c) acc[c] += src[channels[c]] * (xp[c] + p.input_offset);
+  });
 }
 
 int64_t bias_grad_at(const int16_t* g, int32_t positions, int32_t channels, int32_t c) {
