@@ -178,6 +178,10 @@ def search(r):
     pct = lambda v: "—" if v is None else f"{100 * v:.1f} %"   # noqa: E731
     pp = lambda x, m: (f" ({100 * x['best_acc_predicted_pick'][m]:.1f})"   # noqa: E731
                        if m in x.get("best_acc_predicted_pick", {}) else "")
+    def paired(x, m):
+        d = x.get("ga_minus", {}).get(m)
+        return "—" if d is None else f"{100 * d['mean']:+.1f}" + ("" if d["sem"] is None else f" ± {100 * d['sem']:.1f}")
+
     lines = [
         "### Scheme search: NSGA-II vs random search (`python -m search.bench`)",
         "",
@@ -192,8 +196,9 @@ def search(r):
         "same budget. Additivity: Pearson r of predicted vs measured gain of those fronts' schemes (validation).",
         "",
         "| model | task | budget | seeds x evals | GA evals to random's final HV (uniform / GA's sampler) | GA "
-        "| random (uniform) | random (GA's sampler) | TinyTrain | paper rule | additivity r |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| random (uniform) | random (GA's sampler) | GA − random, paired (± s.e.; uniform / GA's sampler) "
+        "| TinyTrain | paper rule | test samples | additivity r |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for x in r["rows"]:
         b, a = x["best_acc"], x["additivity"]["pearson"]
@@ -202,7 +207,9 @@ def search(r):
                      f"| {100 * x['ga_evals_to_random_final_hv_fraction']:.0f} % / "
                      f"{'—' if sparse is None else f'{100 * sparse:.0f} %'} | {pct(b['ga'])}{pp(x, 'ga')} "
                      f"| {pct(b['random'])}{pp(x, 'random')} | {pct(b.get('random_sparse'))}{pp(x, 'random_sparse')} "
-                     f"| {pct(b['tinytrain'])} | {pct(b['paper_rule'])} | {'—' if a is None else f'{a:.2f}'} |")
+                     f"| {paired(x, 'random')} / {paired(x, 'random_sparse')} "
+                     f"| {pct(b['tinytrain'])} | {pct(b['paper_rule'])} | {x.get('test_samples', '—')} "
+                     f"| {'—' if a is None else f'{a:.2f}'} |")
     return "\n".join(lines + ["", "![search](results/search.png)"])
 
 

@@ -108,7 +108,13 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
         schemes |= {f"{m}-predicted:{s}": space.scheme(x) for m in picks for s, x in zip(seeds, picks[m])}
         schemes["tinytrain"], schemes["paper_rule"] = tiny, rule
         acc = dict(zip(schemes, evaluator.accuracy(list(schemes.values()), split="test")))
-        best = {m: float(np.mean([acc[f"{m}:{s}"] for s in seeds])) for m in verified}
+        per_seed = {m: [acc[f"{m}:{s}"] for s in seeds] for m in verified}
+        best = {m: float(np.mean(v)) for m, v in per_seed.items()}
+        # GA minus each random search, seed by seed (the same seed's budget and evaluations): mean and its
+        # standard error; one test sample is 1 / test_samples of accuracy
+        diff = {m: np.subtract(per_seed["ga"], per_seed[m]) for m in ("random", "random_sparse")}
+        paired = {m: {"mean": float(d.mean()), "sem": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else None}
+                  for m, d in diff.items()}
         best["tinytrain"] = acc["tinytrain"]
         best["paper_rule"] = acc["paper_rule"] if plan_of(rule) <= budget else None
         predicted_best = {m: float(np.mean([acc[f"{m}-predicted:{s}"] for s in seeds])) for m in picks}
@@ -119,7 +125,9 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
         row = {"model": space.model, "task": task.dataset, "budget_bytes": budget, "seeds": len(seeds),
                "evals": evals, "ga_evals_to_random_final_hv_fraction": float(np.mean(fractions["random"])),
                "ga_evals_to_random_sparse_final_hv_fraction": float(np.mean(fractions["random_sparse"])),
-               "best_acc": best, "best_acc_predicted_pick": predicted_best, "verified_per_seed": verify,
+               "best_acc": best, "best_acc_per_seed": per_seed, "ga_minus": paired,
+               "test_samples": len(data.y_test),
+               "best_acc_predicted_pick": predicted_best, "verified_per_seed": verify,
                "hv_evals": list(range(pop, evals + 1, pop)),
                "hv": {f"{m}_{stat}": getattr(np.asarray(curves[m]), stat)(0).tolist()
                       for m in methods for stat in ("mean", "std")},

@@ -163,5 +163,7 @@ def test_quick_benchmark_writes_the_comparison(tmp_path):
     assert 0 < row["ga_evals_to_random_sparse_final_hv_fraction"] <= 1
     assert set(row["best_acc"]) == {"ga", "random", "random_sparse", "tinytrain", "paper_rule"}
     assert all(v is None or 0 <= v <= 1 for v in row["best_acc"].values())
+    assert 0 < row["test_samples"] <= 64 and all(len(v) == 2 for v in row["best_acc_per_seed"].values())
+    assert row["ga_minus"]["random"]["mean"] == pytest.approx(row["best_acc"]["ga"] - row["best_acc"]["random"])
     assert len(row["hv"]["ga_mean"]) == len(row["hv_evals"]) == row["evals"] // 12
     assert row["sram_bytes"]["ga"] <= 128 * 1024 and row["additivity"]["n"] >= 2
