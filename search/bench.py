@@ -172,10 +172,24 @@ def plot(rows, path):
     plt.close(fig)
 
 
+def parse_row(text, default):
+    """'kws/mcunet@128,256' -> ("kws", "mcunet", (131072, 262144)); no @: the default budgets."""
+    name, _, kib = text.partition("@")
+    dataset, _, model = name.partition("/")
+    try:
+        budgets = tuple(int(k) * 1024 for k in kib.split(",")) if kib else default
+    except ValueError:
+        sys.exit(f"search.bench: --row {text}: budgets must be KiB integers, e.g. kws/mcunet@128,256")
+    if not model:
+        sys.exit(f"search.bench: --row {text}: expected dataset/model, e.g. kws/dscnn")
+    return dataset, model, budgets
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="kws/dscnn, 128 KiB, 2 seeds, 48 evaluations, 64 samples")
-    ap.add_argument("--row", action="append", help="dataset/model, repeatable (default: every row with a table)")
+    ap.add_argument("--row", action="append", help="dataset/model[@KiB,KiB...] (budgets of that row; default 64,128,256), "
+                    "repeatable (default: every row with a table)")
     ap.add_argument("--contrib", type=Path, help="the table of a single --row (default: ROWS)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--evals", type=int, default=480)
@@ -187,11 +201,11 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.quick:
         args.seeds, args.evals, args.pop, args.verify = 2, 48, 12, 2
-    wanted = [tuple(r.split("/", 1)) for r in args.row] if args.row else (
-        [("kws", "dscnn")] if args.quick else [k for k, p in ROWS.items() if p.is_file()])
-    budgets = (128 * 1024,) if args.quick else BUDGETS
+    default = (128 * 1024,) if args.quick else BUDGETS
+    wanted = [parse_row(r, default) for r in args.row] if args.row else (
+        [("kws", "dscnn", default)] if args.quick else [(*k, default) for k, p in ROWS.items() if p.is_file()])
     rows = []
-    for dataset, model in wanted:
+    for dataset, model, budgets in wanted:
         path = args.contrib if args.contrib and len(wanted) == 1 else ROWS.get((dataset, model))
         if path is None or not Path(path).is_file():
             sys.exit(f"search.bench: no contribution table for {dataset}/{model} ({path}); run search.contrib first")

@@ -167,3 +167,12 @@ def test_quick_benchmark_writes_the_comparison(tmp_path):
     assert row["ga_minus"]["random"]["mean"] == pytest.approx(row["best_acc"]["ga"] - row["best_acc"]["random"])
     assert len(row["hv"]["ga_mean"]) == len(row["hv_evals"]) == row["evals"] // 12
     assert row["sram_bytes"]["ga"] <= 128 * 1024 and row["additivity"]["n"] >= 2
+
+
+def test_bench_rows_name_their_budgets():
+    from search.bench import BUDGETS, parse_row
+    assert parse_row("kws/mcunet@128,256", BUDGETS) == ("kws", "mcunet", (128 * 1024, 256 * 1024))
+    assert parse_row("kws/dscnn", BUDGETS) == ("kws", "dscnn", BUDGETS)
+    for bad in ("kws", "kws/dscnn@big"):
+        with pytest.raises(SystemExit, match="--row"):
+            parse_row(bad, BUDGETS)
