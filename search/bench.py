@@ -95,8 +95,8 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
                 reach = next((i for i, h in enumerate(curves["ga"][-1]) if h >= target - 1e-12), None)
                 fractions[name].append(1.0 if reach is None else (reach + 1) * pop / evals)
         # the top of each final front trained for real on the validation split; the best there is the pick
-        pool = {tuple(x): x for m in cands for c in cands[m] for x in c}
-        pool[tuple(np.zeros(space.n_var, int))] = np.zeros(space.n_var, int)
+        classifier_only = np.zeros(space.n_var, int)
+        pool = {tuple(x): x for m in cands for c in cands[m] for x in c} | {tuple(classifier_only): classifier_only}
         xs = list(pool.values())
         val = dict(zip(pool, evaluator.accuracy([space.scheme(x) for x in xs], split="val")))
         verified = {m: [max(c, key=lambda x: val[tuple(x)]) for c in cands[m]] for m in cands}
@@ -120,7 +120,7 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
         predicted_best = {m: float(np.mean([acc[f"{m}-predicted:{s}"] for s in seeds])) for m in picks}
         # additivity: predicted vs measured gain (over the classifier alone, validation, as the table)
         predicted = [space.gain(x) for x in xs]
-        gains = [val[tuple(x)] - val[tuple(np.zeros(space.n_var, int))] for x in xs]
+        gains = [val[tuple(x)] - val[tuple(classifier_only)] for x in xs]
         corr = float(np.corrcoef(predicted, gains)[0, 1]) if len(xs) > 2 and np.std(gains) > 0 else None
         row = {"model": space.model, "task": task.dataset, "budget_bytes": budget, "seeds": len(seeds),
                "evals": evals, "ga_evals_to_random_final_hv_fraction": float(np.mean(fractions["random"])),
