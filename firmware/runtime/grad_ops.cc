@@ -16,10 +16,7 @@ int32_t normalize_with(Exact exact, int32_t count, int32_t e, T* out) {
     top = a > top ? a : top;
   }
   const int32_t s = grad_normalize_shift(top, Bits);
-  constexpr int64_t kLimit = (int64_t{1} << (Bits - 1)) - 1;
-  for (int32_t i = 0; i < count; ++i) {
-    out[i] = static_cast<T>(clamp64(round_shift(exact(i), s), -kLimit, kLimit));
-  }
+  for (int32_t i = 0; i < count; ++i) out[i] = static_cast<T>(grad_round_clamp<Bits>(exact(i), s));
   return e + s;
 }
 

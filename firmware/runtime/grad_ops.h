@@ -38,6 +38,15 @@ inline uint64_t magnitude64(int64_t x) {
 // bits: max(0, bit_length(top) - (bits - 1)).
 int32_t grad_normalize_shift(uint64_t top, int32_t bits);
 
+// The value grad_normalize_* stores for exact sum v at shift s: clamp(round_shift(v, s)) to
+// +-(2^(Bits-1) - 1) (symmetric: the gradient's sign is preserved).
+template <int Bits>
+inline int64_t grad_round_clamp(int64_t v, int32_t s) {
+  constexpr int64_t kLimit = (int64_t{1} << (Bits - 1)) - 1;
+  const int64_t r = round_shift(v, s);
+  return r > kLimit ? kLimit : (r < -kLimit ? -kLimit : r);
+}
+
 // Input row / column of output position o at kernel tap t, or -1 outside [0, size).
 inline int32_t conv_tap(int32_t o, int32_t stride, int32_t t, int32_t dilation, int32_t pad, int32_t size) {
   const int32_t i = o * stride + t * dilation - pad;
@@ -97,7 +106,6 @@ int32_t softmax_ce_grad_s8(const int8_t* logits, int32_t k, int32_t label, const
 // exists at a time (scratch [width]). out [rows][width]; returns the exponent e + s.
 template <typename Row>
 int32_t grad_normalize_rows_s16(Row row, int32_t rows, int32_t width, int32_t e, int64_t* scratch, int16_t* out) {
-  constexpr int64_t kLimit = 32767;
   uint64_t top = 0;
   for (int32_t r = 0; r < rows; ++r) {
     row(r, scratch);
@@ -107,10 +115,7 @@ int32_t grad_normalize_rows_s16(Row row, int32_t rows, int32_t width, int32_t e,
   for (int32_t r = 0; r < rows; ++r) {
     row(r, scratch);
     int16_t* dst = out + r * width;
-    for (int32_t i = 0; i < width; ++i) {
-      const int64_t v = round_shift(scratch[i], s);
-      dst[i] = static_cast<int16_t>(v > kLimit ? kLimit : (v < -kLimit ? -kLimit : v));
-    }
+    for (int32_t i = 0; i < width; ++i) dst[i] = static_cast<int16_t>(grad_round_clamp<16>(scratch[i], s));
   }
   return e + s;
 }
