@@ -12,7 +12,8 @@ trainable layers before the classifier (the last one):
   bias, k = 1..K   Δacc_b[k] = acc(classifier + biases of the last k layers) - acc_cls
   weight (i, r)    Δacc_W(i, r) = acc(bias-only + layer i's weights, a fraction r of its channels by
                    magnitude) - acc(bias-only); bias-only = classifier + biases of the last --bias-base
-Each entry also carries its scheme's cost: MACs of one training step per sample (SparseTrainer.step_macs)
+Each entry also carries Δ per training seed (delta_per_seed: the same seed's accuracy minus its
+reference's; their spread is the measurement's training noise) and its scheme's cost: MACs of one training step per sample (SparseTrainer.step_macs)
 and the extra memory in Lin et al.'s accounting (search.baselines.scheme_memory: weights + biases + saved
 activations). Measurements go to a JSON-lines cache in --work as they are made, one line per scheme
 and training seed, in a file named by model, dataset and a hash of what changes a number (model file,
@@ -240,12 +241,17 @@ def analyse(task, cfg, work=WORK, command=None):
     for what, s, ref in jobs:
         unique.setdefault(scheme_key(s), (what, s, ref))
     jobs = list(unique.values())
-    acc = measure_all(jobs, sim, data, cfg, Cache(path, numbers))
+    cache = Cache(path, numbers)
+    acc = measure_all(jobs, sim, data, cfg, cache)
 
     def entry(scheme, ref):
         memory, macs = costs(sim, scheme)
-        a = acc[scheme_key(scheme)]
-        return {"accuracy": a, "delta": a - acc[ref], "memory_bytes": memory, "macs_per_step": macs}
+        key = scheme_key(scheme)
+        # the same seed trains both schemes in the same sample order: the per-seed differences show
+        # how much of a delta is training noise
+        per_seed = [cache.results[(key, s)] - cache.results[(ref, s)] for s in range(cfg.seeds)]
+        return {"accuracy": acc[key], "delta": acc[key] - acc[ref], "delta_per_seed": per_seed,
+                "memory_bytes": memory, "macs_per_step": macs}
 
     config = {**asdict(cfg), "bias_base": base, "ratios": list(cfg.ratios), "selects": list(cfg.selects),
               "layers": chosen, "quick": task.quick,

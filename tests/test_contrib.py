@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 
 from model_prep.sparse_train import SparseTrainer
@@ -51,6 +52,9 @@ def test_cli_writes_the_analysis(first_run):
         assert e["delta"] == pytest.approx(e["accuracy"] - d["classifier_only"])
     for e in d["weight"]:
         assert e["delta"] == pytest.approx(e["accuracy"] - d["bias_only"])
+    for e in d["bias"] + d["weight"]:
+        assert len(e["delta_per_seed"]) == d["config"]["seeds"]
+        assert np.mean(e["delta_per_seed"]) == pytest.approx(e["delta"])
     assert d["bias"][-1]["accuracy"] == d["bias_only"]          # bias k=K is the bias-only scheme
     memory = [e["memory_bytes"] for e in d["bias"] + d["weight"]]
     macs = [e["macs_per_step"] for e in d["bias"] + d["weight"]]
