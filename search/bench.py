@@ -188,8 +188,8 @@ def parse_row(text, default):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="kws/dscnn, 128 KiB, 2 seeds, 48 evaluations, 64 samples")
-    ap.add_argument("--row", action="append", help="dataset/model[@KiB,KiB...] (budgets of that row; default 64,128,256), "
-                    "repeatable (default: every row with a table)")
+    ap.add_argument("--row", action="append", help="dataset/model[@KiB,KiB...] (budgets of that row; default "
+                    "64,128,256), repeatable (default: every row with a table)")
     ap.add_argument("--contrib", type=Path, help="the table of a single --row (default: ROWS)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--evals", type=int, default=480)

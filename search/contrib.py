@@ -13,13 +13,13 @@ trainable layers before the classifier (the last one):
   weight (i, r)    Δacc_W(i, r) = acc(bias-only + layer i's weights, a fraction r of its channels by
                    magnitude) - acc(bias-only); bias-only = classifier + biases of the last --bias-base
 Each entry also carries Δ per training seed (delta_per_seed: the same seed's accuracy minus its
-reference's; their spread is the measurement's training noise) and its scheme's cost: MACs of one training step per sample (SparseTrainer.step_macs)
-and the extra memory in Lin et al.'s accounting (search.baselines.scheme_memory: weights + biases + saved
-activations). Measurements go to a JSON-lines cache in --work as they are made, one line per scheme
-and training seed, in a file named by model, dataset and a hash of what changes a number (model file,
-lr, epochs, batch size, gradient format, train/test sizes); a rerun resumes where it stopped, and
-more --seeds, layers or ratios reuse what is there. Writes --out (odt-contrib/1, read by the scheme
-search through `load`) and a PNG beside it.
+reference's; their spread is the measurement's training noise) and its scheme's cost: MACs of one
+training step per sample (SparseTrainer.step_macs) and the extra memory in Lin et al.'s accounting
+(search.baselines.scheme_memory: weights + biases + saved activations). Measurements go to a JSON-lines
+cache in --work as they are made, one line per scheme and training seed, in a file named by model,
+dataset and a hash of what changes a number (model file, lr, epochs, batch size, gradient format,
+train/test sizes); a rerun resumes where it stopped, and more --seeds, layers or ratios reuse what is
+there. Writes --out (odt-contrib/1, read by the scheme search through `load`) and a PNG beside it.
 """
 import argparse
 import hashlib

@@ -109,7 +109,10 @@ int32_t grad_normalize_rows_s16(Row row, int32_t rows, int32_t width, int32_t e,
   uint64_t top = 0;
   for (int32_t r = 0; r < rows; ++r) {
     row(r, scratch);
-    for (int32_t i = 0; i < width; ++i) top = magnitude64(scratch[i]) > top ? magnitude64(scratch[i]) : top;
+    for (int32_t i = 0; i < width; ++i) {
+      const uint64_t a = magnitude64(scratch[i]);
+      top = a > top ? a : top;
+    }
   }
   const int32_t s = grad_normalize_shift(top, 16);
   for (int32_t r = 0; r < rows; ++r) {
