@@ -183,22 +183,23 @@ def search(r):
         return "—" if d is None else f"{100 * d['mean']:+.1f}" + ("" if d["sem"] is None else f" ± {100 * d['sem']:.1f}")
 
     lines = [
-        "### Scheme search: NSGA-II vs random search (`python -m search.bench`)",
+        "### Scheme search: NSGA-II vs random search and a single-objective GA (`python -m search.bench`)",
         "",
         f"`{r['command']}` — commit {r['commit']}, {r['date']}, {r['machine']}",
         "",
         "Per budget (total SRAM of the training firmware, the runtime's planner): evaluations NSGA-II needs to reach "
         "random search's final hypervolume (same number of evaluations, mean over seeds; 100 % = never) -- random "
         "search with uniform genes / with the GA's own initial sampler (every scheme size equally likely) -- and the "
-        "test accuracy after real sparse training of each method's scheme: for GA and random search the best on the "
+        "test accuracy after real sparse training of each method's scheme: for NSGA-II, random search and the "
+        "single-objective GA of Lin et al. (predicted gain alone, the budget a constraint) the best on the "
         "validation split of the few highest-predicted-gain schemes of the final front within the budget (mean over "
         "seeds; in brackets: the single highest-predicted-gain scheme), TinyTrain's and the paper rule's under the "
         "same budget. Additivity: Pearson r of predicted vs measured gain of those fronts' schemes (validation).",
         "",
         "| model | task | budget | seeds x evals | GA evals to random's final HV (uniform / GA's sampler) | GA "
         "| random (uniform) | random (GA's sampler) | GA − random, paired (± s.e.; uniform / GA's sampler) "
-        "| TinyTrain | paper rule | test samples | additivity r |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| single-objective GA | GA − single-objective GA | TinyTrain | paper rule | test samples | additivity r |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for x in r["rows"]:
         b, a = x["best_acc"], x["additivity"]["pearson"]
@@ -208,6 +209,7 @@ def search(r):
                      f"{'—' if sparse is None else f'{100 * sparse:.0f} %'} | {pct(b['ga'])}{pp(x, 'ga')} "
                      f"| {pct(b['random'])}{pp(x, 'random')} | {pct(b.get('random_sparse'))}{pp(x, 'random_sparse')} "
                      f"| {paired(x, 'random')} / {paired(x, 'random_sparse')} "
+                     f"| {pct(b.get('single_ga'))}{pp(x, 'single_ga')} | {paired(x, 'single_ga')} "
                      f"| {pct(b['tinytrain'])} | {pct(b['paper_rule'])} | {x.get('test_samples', '—')} "
                      f"| {'—' if a is None else f'{a:.2f}'} |")
     return "\n".join(lines + ["", "![search](results/search.png)"])

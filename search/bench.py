@@ -6,13 +6,14 @@
 Per row (model, task) and SRAM budget, for each seed: NSGA-II and random search with the same number
 of evaluations (search.ga), random search twice: uniform genes ("random", the textbook baseline) and
 the GA's own initial sampler ("random_sparse", Space.random_sparse: every scheme size equally likely,
-a stronger baseline); hypervolume after every generation (objectives normalized:
+a stronger baseline), and the single-objective GA of Lin et al. ("single_ga": the predicted gain alone,
+the budget a constraint, the same operators); hypervolume after every generation (objectives normalized:
 1 - gain / the table's largest possible gain, SRAM / budget, MACs / MACs of updating every layer;
 reference point (1, 1, 1)). Reported: ga_evals_to_random_final_hv_fraction (the evaluations NSGA-II
 needs to reach random search's final hypervolume, over the total; mean over seeds, 1.0 when it never
 does; the same against random_sparse), and the best scheme per budget of each method re-evaluated by
-real sparse training on the test split (search.evaluate, through Dask): for NSGA-II and random search (per seed) the best on the
-validation split of the --verify schemes of highest predicted gain on the final front within the
+real sparse training on the test split (search.evaluate, through Dask): for each search (per seed) the best
+on the validation split of the --verify schemes of highest predicted gain on the final front within the
 budget (the pick by predicted gain alone is reported beside it), TinyTrain's greedy criterion and
 Lin et al.'s rule under the same planner budget (the rule's SRAM is fixed: None when over the
 budget). Additivity: those validation measurements, measured gain (over the classifier alone)
@@ -30,8 +31,8 @@ from pymoo.indicators.hv import HV
 from model_prep.provenance import run_record, write_result
 from model_prep.training_plan import TrainingPlan
 from search import baselines, contrib, tasks
-from search.evaluate import Evaluator
-from search.ga import nsga2, random_search
+from search.evaluate import Evaluator, evaluation_config
+from search.ga import nsga2, random_search, single_ga
 from search.space import Space
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,15 +59,6 @@ def hv_curve(archive, norm, budget, every):
     return [float(hv(F[:n])) for n in range(every, len(F) + 1, every)]
 
 
-def evaluation_config(task, table):
-    """Real evaluations train as the contribution table's measurements did (learning rate, epochs, batch,
-    gradient format, and the train subset when the table used one), on the whole validation / test split."""
-    t = table["config"]
-    subset = t["train"] if t["train"] < len(tasks.device_data(task).y_train) else 0
-    return contrib.Config(lr=t["lr"], epochs=t["epochs"], batch_size=t["batch_size"], grad_format=t["grad_format"],
-                          train=subset)
-
-
 def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, log, verify=4):
     norm = normalizer(space, table)
     sim = space.sim
@@ -78,13 +70,14 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
             log(f"{label}: budget {budget // 1024} KiB below the classifier alone; skipped")
             continue
         t0 = time.time()
-        methods = ("ga", "random", "random_sparse")
-        curves, fractions = {m: [] for m in methods}, {m: [] for m in methods[1:]}
+        methods = ("ga", "random", "random_sparse", "single_ga")
+        curves, fractions = {m: [] for m in methods}, {m: [] for m in ("random", "random_sparse")}
         picks, cands = {m: [] for m in methods}, {m: [] for m in methods}
         for seed in seeds:
             archives = {"ga": nsga2(space, budget, evals, seed=seed, pop_size=pop),
                         "random": random_search(space, budget, evals, seed=seed),
-                        "random_sparse": random_search(space, budget, evals, seed=seed, sampler="sparse")}
+                        "random_sparse": random_search(space, budget, evals, seed=seed, sampler="sparse"),
+                        "single_ga": single_ga(space, budget, evals, seed=seed, pop_size=pop)}
             for name, a in archives.items():
                 curves[name].append(hv_curve(a, norm, budget, pop))
                 picks[name].append(a.best(budget))
@@ -112,7 +105,7 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
         best = {m: float(np.mean(v)) for m, v in per_seed.items()}
         # GA minus each random search, seed by seed (the same seed's budget and evaluations): mean and its
         # standard error; one test sample is 1 / test_samples of accuracy
-        diff = {m: np.subtract(per_seed["ga"], per_seed[m]) for m in ("random", "random_sparse")}
+        diff = {m: np.subtract(per_seed["ga"], per_seed[m]) for m in methods[1:]}
         paired = {m: {"mean": float(d.mean()), "sem": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else None}
                   for m, d in diff.items()}
         best["tinytrain"] = acc["tinytrain"]
@@ -142,6 +135,7 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
         log(f"{label:28s} {budget // 1024:4d} KiB  GA reaches random's final HV at "
             f"{100 * row['ga_evals_to_random_final_hv_fraction']:5.1f} % of the evaluations; test accuracy GA "
             f"{pct(best['ga'])} random {pct(best['random'])} / {pct(best['random_sparse'])} "
+            f"single-objective GA {pct(best['single_ga'])} "
             f"TinyTrain {pct(best['tinytrain'])} "
             f"rule {pct(best['paper_rule'])}; additivity r = {'—' if corr is None else round(corr, 2)} "
             f"({time.time() - t0:.0f} s)")
@@ -156,7 +150,8 @@ def plot(rows, path):
     for ax, r in zip(axes[0], rows):
         n = np.asarray(r["hv_evals"])
         for name, color, label in (("ga", "tab:blue", "NSGA-II"), ("random", "tab:orange", "random search"),
-                                   ("random_sparse", "tab:green", "random search, GA's sampler")):
+                                   ("random_sparse", "tab:green", "random search, GA's sampler"),
+                                   ("single_ga", "tab:red", "single-objective GA")):
             if f"{name}_mean" not in r["hv"]:
                 continue
             m, s = np.asarray(r["hv"][f"{name}_mean"]), np.asarray(r["hv"][f"{name}_std"])
@@ -175,14 +170,14 @@ def plot(rows, path):
 def parse_row(text, default):
     """'kws/mcunet@128,256' -> ("kws", "mcunet", (131072, 262144)); no @: the default budgets."""
     name, _, kib = text.partition("@")
-    dataset, _, model = name.partition("/")
     try:
         budgets = tuple(int(k) * 1024 for k in kib.split(",")) if kib else default
     except ValueError:
         sys.exit(f"search.bench: --row {text}: budgets must be KiB integers, e.g. kws/mcunet@128,256")
-    if not model:
-        sys.exit(f"search.bench: --row {text}: expected dataset/model, e.g. kws/dscnn")
-    return dataset, model, budgets
+    try:
+        return (*tasks.parse_row(name), budgets)
+    except ValueError as e:
+        sys.exit(f"search.bench: --row {text}: {e}")
 
 
 def main(argv=None):

@@ -184,11 +184,10 @@ def plot(rows, path):
 
 
 def parse_row(text):
-    dataset, _, model = text.partition("/")
-    if (dataset, model) not in tasks.ROWS:
-        known = ", ".join(f"{d}/{m}" for d, m in tasks.ROWS)
-        raise SystemExit(f"bench_methods: no task '{text}'; known: {known}")
-    return dataset, model
+    try:
+        return tasks.parse_row(text)
+    except ValueError as e:
+        raise SystemExit(f"bench_methods: {e}")
 
 
 def main(argv=None):

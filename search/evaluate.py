@@ -1,5 +1,6 @@
 """Real evaluations of schemes (sparse training on the integer simulator), in parallel through Dask, cached.
 
+    cfg = evaluation_config(task, table)                             # as the contribution table trained
     with Evaluator(task, cfg, scheduler=None, workers=2) as ev:      # a local cluster by default
         acc = ev.accuracy(schemes, split="test")                     # [mean test accuracy per scheme]
 
@@ -46,6 +47,15 @@ def train_and_measure(task, cfg, scheme_dict, seed, split):
     t.fit(data.q_train, data.y_train)
     x, y = (data.q_test, data.y_test) if split == "test" else (data.q_val, data.y_val)
     return t.accuracy(x, y), time.time() - t0
+
+
+def evaluation_config(task, table):
+    """Real evaluations train as the contribution table's measurements did (learning rate, epochs, batch,
+    gradient format, and the train subset when the table used one), on the whole validation / test split."""
+    t = table["config"]
+    subset = t["train"] if t["train"] < len(tasks.device_data(task).y_train) else 0
+    return Config(lr=t["lr"], epochs=t["epochs"], batch_size=t["batch_size"], grad_format=t["grad_format"],
+                  train=subset)
 
 
 class Evaluator:

@@ -1,7 +1,8 @@
-"""Multi-objective search of sparse-update schemes with pymoo's NSGA-II, and random search beside it.
+"""Multi-objective search of sparse-update schemes with pymoo's NSGA-II, and its baselines beside it.
 
     space = Space.from_contrib(tflite, table)
     ga = nsga2(space, budget_bytes=256 * 1024, evals=600, seed=0)        # Archive
+    so = single_ga(space, budget_bytes=256 * 1024, evals=600, seed=0)    # one objective, as Lin et al.
     rs = random_search(space, budget_bytes=256 * 1024, evals=600, seed=0)  # sampler="sparse": GA's start
     ga.hv_curve(reference)                                                  # hypervolume after each evaluation
     ga.best()                                                               # the genome of highest predicted gain
@@ -15,11 +16,15 @@ initial population drawn by Space.random_sparse (a density uniform in [0, 1], th
 that probability: schemes of every size, where uniform genes give mostly half-full ones), two-point
 crossover, polynomial mutation rounded to integers; duplicates are eliminated. Random search draws
 uniform genomes (Space.random; sampler="sparse": the GA's initial sampler) through the same repair.
+single_ga is the search of Lin et al. (2022): one objective, the predicted gain, under the SRAM
+budget as a constraint; pymoo's GA with the same sampling, operators and repair as NSGA-II. Every
+search records all three objectives of each evaluation in its Archive.
 """
 from dataclasses import dataclass, field
 
 import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2
+from pymoo.algorithms.soo.nonconvex.ga import GA
 from pymoo.core.problem import Problem
 from pymoo.core.repair import Repair
 from pymoo.core.sampling import Sampling
@@ -107,9 +112,12 @@ class SparseSampling(Sampling):
 
 
 class SchemeProblem(Problem):
-    def __init__(self, space, budget_bytes, archive):
-        super().__init__(n_var=space.n_var, n_obj=3, n_ieq_constr=1, xl=0, xu=space.upper, vtype=int)
-        self.space, self.budget, self.archive = space, budget_bytes, archive
+    """The search's problem: objectives (-gain, SRAM, MACs), or -gain alone (`single`); SRAM <= budget."""
+
+    def __init__(self, space, budget_bytes, archive, single=False):
+        super().__init__(n_var=space.n_var, n_obj=1 if single else 3, n_ieq_constr=1, xl=0, xu=space.upper,
+                         vtype=int)
+        self.space, self.budget, self.archive, self.single = space, budget_bytes, archive, single
 
     def _evaluate(self, X, out, *args, **kwargs):
         F, G = [], []
@@ -118,19 +126,30 @@ class SchemeProblem(Problem):
             self.archive.add(x, f)
             F.append(f)
             G.append(f[1] - self.budget)
-        out["F"], out["G"] = np.array(F, float), np.array(G, float)[:, None]
+        F = np.array(F, float)
+        out["F"], out["G"] = F[:, :1] if self.single else F, np.array(G, float)[:, None]
+
+
+def _evolve(algorithm, space, budget_bytes, evals, seed, single=False):
+    """Run a pymoo algorithm with the genome's operators for `evals` evaluations; the Archive of them all."""
+    archive = Archive()
+    operators = dict(sampling=SparseSampling(space), crossover=TwoPointCrossover(prob=0.9),
+                     mutation=PM(prob=1.0, eta=5, vtype=float, repair=RoundingRepair()),
+                     repair=BudgetRepair(space, budget_bytes), eliminate_duplicates=True)
+    minimize(SchemeProblem(space, budget_bytes, archive, single), algorithm(**operators), ("n_evals", evals),
+             seed=seed, verbose=False)
+    archive.x, archive.f = archive.x[:evals], archive.f[:evals]
+    return archive
 
 
 def nsga2(space, budget_bytes, evals, seed=0, pop_size=24):
     """NSGA-II for `evals` evaluations; returns the Archive of every evaluation."""
-    archive = Archive()
-    algorithm = NSGA2(pop_size=pop_size, sampling=SparseSampling(space),
-                      crossover=TwoPointCrossover(prob=0.9),
-                      mutation=PM(prob=1.0, eta=5, vtype=float, repair=RoundingRepair()),
-                      repair=BudgetRepair(space, budget_bytes), eliminate_duplicates=True)
-    minimize(SchemeProblem(space, budget_bytes, archive), algorithm, ("n_evals", evals), seed=seed, verbose=False)
-    archive.x, archive.f = archive.x[:evals], archive.f[:evals]
-    return archive
+    return _evolve(lambda **ops: NSGA2(pop_size=pop_size, **ops), space, budget_bytes, evals, seed)
+
+
+def single_ga(space, budget_bytes, evals, seed=0, pop_size=24):
+    """A single-objective GA (the predicted gain; the budget a constraint), as Lin et al.; the Archive."""
+    return _evolve(lambda **ops: GA(pop_size=pop_size, **ops), space, budget_bytes, evals, seed, single=True)
 
 
 def random_search(space, budget_bytes, evals, seed=0, sampler="uniform"):

@@ -4,8 +4,10 @@
     python -m search.run --model dscnn --dataset kws --budget 64KB --tflite build/kws/dscnn.tflite \
         --contrib results/contrib-dscnn-kws.json --out build/kws/scheme.json
     python -m search.run --model mcunet --dataset digits --budget 256KB --verify 6 --scheduler tcp://host:8786
+    python -m search.run --model dscnn --dataset kws --budget 128KB --search single-ga   # Lin et al.'s search
 
-NSGA-II (search.ga) over the genome of search.space, gains from the model's contribution analysis
+NSGA-II (search.ga; --search single-ga: the single-objective GA of Lin et al., the predicted gain
+alone under the budget) over the genome of search.space, gains from the model's contribution analysis
 (search.contrib; --contrib, default build/contrib/<model>-<dataset>.json), SRAM from the runtime's
 planner. The chosen scheme is the one of highest predicted gain within the budget; with --verify K,
 the K best of the final front within the budget are trained for real (search.evaluate, through Dask)
@@ -21,10 +23,11 @@ import numpy as np
 
 from model_prep.tflite_graph import ModelError
 from search import contrib, tasks
-from search.ga import nsga2
+from search.ga import nsga2, single_ga
 from search.space import Space
 
 ROOT = Path(__file__).resolve().parent.parent
+SEARCHES = {"nsga2": ("NSGA-II", nsga2), "single-ga": ("single-objective GA", single_ga)}
 
 
 def parse_bytes(text):
@@ -67,11 +70,14 @@ def main(argv=None):
     ap.add_argument("--budget", required=True, help="SRAM budget of the whole training firmware, e.g. 256KB")
     ap.add_argument("--tflite", type=Path, help="the int8 model to plan for (default: the task's)")
     ap.add_argument("--contrib", type=Path, help="odt-contrib/1 table (default build/contrib/<model>-<dataset>.json)")
-    ap.add_argument("--evals", type=int, default=600, help="NSGA-II evaluations")
+    ap.add_argument("--search", choices=SEARCHES, default="nsga2", help="the search (default nsga2)")
+    ap.add_argument("--evals", type=int, default=600, help="the search's evaluations")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--verify", type=int, default=0, metavar="K", help="train the K best of the front for real")
     ap.add_argument("--scheduler", help="Dask scheduler address for --verify (default: a local cluster)")
     ap.add_argument("--workers", type=int, default=2, help="local Dask workers for --verify")
+    ap.add_argument("--quick", action="store_true", help="the task's quick pre-training, --verify on 64 samples "
+                    "(smoke test)")
     ap.add_argument("--out", type=Path, default=Path("scheme.json"))
     args = ap.parse_args(argv)
     try:
@@ -83,7 +89,7 @@ def main(argv=None):
         table = contrib.load(table_path)
         task = None
         if args.tflite is None or args.verify:
-            task = tasks.prepare(args.dataset, args.model)
+            task = tasks.prepare(args.dataset, args.model, quick=args.quick)
         tflite = args.tflite or task.tflite
         if not Path(tflite).is_file():
             raise ValueError(f"no model at {tflite}")
@@ -94,14 +100,16 @@ def main(argv=None):
     if cls > budget:
         sys.exit(f"search.run: even training the classifier alone needs {cls:,} bytes of SRAM on {tflite}; "
                  f"the budget is {budget:,}")
-    archive = nsga2(space, budget, args.evals, seed=args.seed)
+    title, search = SEARCHES[args.search]
+    archive = search(space, budget, args.evals, seed=args.seed)
     chosen = archive.best(budget)
     if args.verify:
-        from search.evaluate import Evaluator
+        from search.evaluate import Evaluator, evaluation_config
         inside = [i for i in archive.front() if archive.f[i][1] <= budget]
         inside = sorted(inside, key=lambda i: archive.f[i][0])[:args.verify]
         schemes = [space.scheme(archive.x[i]) for i in inside]
-        with Evaluator(task, contrib.Config(seeds=1), args.scheduler, args.workers) as ev:
+        cfg = contrib.Config(train=64, test=64) if args.quick else evaluation_config(task, table)
+        with Evaluator(task, cfg, args.scheduler, args.workers) as ev:
             acc = ev.accuracy(schemes, split="val")
         for i, a in zip(inside, acc):
             print(f"  verified: {space.describe(archive.x[i])}: predicted {-100 * archive.f[i][0]:+.1f} pp, "
@@ -112,7 +120,7 @@ def main(argv=None):
     args.out.parent.mkdir(parents=True, exist_ok=True)
     scheme.save(args.out)
     plot(space, archive, chosen, budget, args.out.with_suffix(".png"),
-         f"{args.model} / {args.dataset}: {len(archive)} NSGA-II evaluations, budget {budget // 1024} KiB")
+         f"{args.model} / {args.dataset}: {len(archive)} {title} evaluations, budget {budget // 1024} KiB")
     sram, macs = space.cost(chosen)
     print(f"searched {len(archive)} schemes ({args.model} on {args.dataset}, budget {budget:,} bytes)")
     print(f"chosen: {space.describe(chosen)}")

@@ -50,6 +50,15 @@ class Task:
         return TASK_NAMES.get(self.dataset, self.dataset)
 
 
+def parse_row(text):
+    """'kws/dscnn' -> ("kws", "dscnn"), a row of ROWS; ValueError naming the known rows otherwise."""
+    dataset, _, model = text.partition("/")
+    if (dataset, model) not in ROWS:
+        known = ", ".join(f"{d}/{m}" for d, m in ROWS)
+        raise ValueError(f"no task '{text}' (dataset/model); known: {known}")
+    return dataset, model
+
+
 def prepare(dataset, model, quick=False, work=WORK):
     """Pre-train (once) and export (once) the task's model; returns the Task."""
     if (dataset, model) not in ROWS:

@@ -8,7 +8,7 @@ import pytest
 from model_prep import scheme as fmt
 from model_prep.training_plan import TrainingPlan
 from search import contrib, tasks
-from search.ga import BudgetRepair, nsga2, random_search
+from search.ga import BudgetRepair, nsga2, random_search, single_ga
 from search.space import Space
 
 from conftest import PY, ROOT
@@ -94,15 +94,20 @@ def test_sparse_sampler_draws_schemes_of_every_size(space):
         random_search(space, 64 * 1024, 4, sampler="grid")
 
 
-def test_nsga2_and_random_search_spend_exactly_their_evaluations_within_budget(space):
+def test_searches_spend_exactly_their_evaluations_within_budget(space):
     budget = 64 * 1024
     ga = nsga2(space, budget, 72, seed=3, pop_size=12)
     again = nsga2(space, budget, 72, seed=3, pop_size=12)
     rs = random_search(space, budget, 72, seed=3)
     sparse = random_search(space, budget, 72, seed=3, sampler="sparse")
-    assert len(ga) == len(rs) == len(sparse) == 72
+    single = single_ga(space, budget, 72, seed=3, pop_size=12)
+    assert len(ga) == len(rs) == len(sparse) == len(single) == 72
     assert np.array_equal(np.array(ga.x), np.array(again.x)), "the same seed gave another search"
-    for a in (ga, rs, sparse):
+    assert np.array_equal(np.array(single.x), np.array(single_ga(space, budget, 72, seed=3, pop_size=12).x))
+    # one objective: its later generations climb the predicted gain above its first
+    gains = -np.array(single.f)[:, 0]
+    assert gains[12:].max() > gains[:12].max()
+    for a in (ga, rs, sparse, single):
         F = np.array(a.f)
         assert (F[:, 1] <= budget).all()
         assert all(-f[0] == pytest.approx(space.gain(x)) for x, f in zip(a.x, a.f))
@@ -128,11 +133,33 @@ def test_search_run_writes_a_scheme_bake_accepts(kws, tmp_path):
                           capture_output=True, text=True)
     assert plan.returncode == 0, plan.stderr
     assert json.loads(plan.stdout)["total_sram_bytes"] <= 64 * 1024 and len(scheme.layers) >= 1
+    single = tmp_path / "single.json"   # Lin et al.'s single-objective search, the same budget and output
+    r = subprocess.run([PY, "-m", "search.run", "--model", "dscnn", "--dataset", "kws", "--budget", "64KB",
+                        "--tflite", kws.tflite, "--contrib", TABLE, "--evals", "48", "--search", "single-ga",
+                        "--out", single], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    plan = subprocess.run([PY, "-m", "model_prep.bake", "plan", kws.tflite, single, "--json"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert json.loads(plan.stdout)["total_sram_bytes"] <= 64 * 1024
     for bad, says in ((["--budget", "lots"], "budget 'lots'"), (["--budget", "4KB"], "classifier alone"),
                       (["--budget", "64KB", "--contrib", tmp_path / "none.json"], "no contribution analysis")):
         args = ["--model", "dscnn", "--dataset", "kws", "--tflite", kws.tflite, "--contrib", TABLE] + bad
         r = subprocess.run([PY, "-m", "search.run", *map(str, args)], cwd=ROOT, capture_output=True, text=True)
         assert r.returncode != 0 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_search_run_verify_trains_the_front_and_keeps_the_best_on_validation(tmp_path):
+    out = tmp_path / "scheme.json"
+    r = subprocess.run([PY, "-m", "search.run", "--model", "dscnn", "--dataset", "kws", "--budget", "96KB",
+                        "--contrib", TABLE, "--evals", "48", "--verify", "3", "--quick", "--out", out],
+                       cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    verified = [line for line in r.stdout.splitlines() if line.strip().startswith("verified:")]
+    assert len(verified) == 3
+    acc = [float(line.rsplit("validation accuracy", 1)[1].strip(" %")) for line in verified]
+    chosen = r.stdout.split("chosen: ", 1)[1].splitlines()[0]
+    assert chosen == verified[int(np.argmax(acc))].split("verified: ", 1)[1].split(": predicted")[0]
+    assert fmt.load(out).name == "dscnn-kws-96KiB"
 
 
 def test_dask_evaluations_are_cached(kws, tmp_path, space):
@@ -161,7 +188,7 @@ def test_quick_benchmark_writes_the_comparison(tmp_path):
     assert (row["model"], row["task"], row["budget_bytes"], row["seeds"]) == ("dscnn", "kws", 128 * 1024, 2)
     assert 0 < row["ga_evals_to_random_final_hv_fraction"] <= 1
     assert 0 < row["ga_evals_to_random_sparse_final_hv_fraction"] <= 1
-    assert set(row["best_acc"]) == {"ga", "random", "random_sparse", "tinytrain", "paper_rule"}
+    assert set(row["best_acc"]) == {"ga", "random", "random_sparse", "single_ga", "tinytrain", "paper_rule"}
     assert all(v is None or 0 <= v <= 1 for v in row["best_acc"].values())
     assert 0 < row["test_samples"] <= 64 and all(len(v) == 2 for v in row["best_acc_per_seed"].values())
     assert row["ga_minus"]["random"]["mean"] == pytest.approx(row["best_acc"]["ga"] - row["best_acc"]["random"])
