@@ -103,7 +103,7 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
         acc = dict(zip(schemes, evaluator.accuracy(list(schemes.values()), split="test")))
         per_seed = {m: [acc[f"{m}:{s}"] for s in seeds] for m in verified}
         best = {m: float(np.mean(v)) for m, v in per_seed.items()}
-        # GA minus each random search, seed by seed (the same seed's budget and evaluations): mean and its
+        # NSGA-II minus each other search, seed by seed (the same seed's budget and evaluations): mean and its
         # standard error; one test sample is 1 / test_samples of accuracy
         diff = {m: np.subtract(per_seed["ga"], per_seed[m]) for m in methods[1:]}
         paired = {m: {"mean": float(d.mean()), "sem": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else None}
