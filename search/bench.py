@@ -81,8 +81,7 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
             for name, a in archives.items():
                 curves[name].append(hv_curve(a, norm, budget, pop))
                 picks[name].append(a.best(budget))
-                inside = [i for i in a.front() if a.f[i][1] <= budget]
-                cands[name].append([a.x[i] for i in sorted(inside, key=lambda i: a.f[i][0])[:verify]])
+                cands[name].append([a.x[i] for i in a.top_of_front(budget, verify)])
             for name in fractions:
                 target = curves[name][-1][-1]
                 reach = next((i for i, h in enumerate(curves["ga"][-1]) if h >= target - 1e-12), None)
@@ -207,7 +206,7 @@ def main(argv=None):
         task = tasks.prepare(dataset, model, quick=args.quick)
         table = contrib.load(path)
         space = Space.from_contrib(task.tflite, table)
-        cfg = contrib.Config(train=64, test=64) if args.quick else evaluation_config(task, table)
+        cfg = evaluation_config(task, table)
         with Evaluator(task, cfg, args.scheduler, args.workers) as ev:
             rows += row_bench(f"{dataset}/{model}", space, table, task, budgets, list(range(args.seeds)),
                               args.evals, args.pop, ev, lambda s: print(s, flush=True), args.verify)

@@ -51,7 +51,10 @@ def train_and_measure(task, cfg, scheme_dict, seed, split):
 
 def evaluation_config(task, table):
     """Real evaluations train as the contribution table's measurements did (learning rate, epochs, batch,
-    gradient format, and the train subset when the table used one), on the whole validation / test split."""
+    gradient format, and the train subset when the table used one), on the whole validation / test split;
+    a quick task (smoke tests) on 64 train and 64 validation / test samples."""
+    if task.quick:
+        return Config(train=64, test=64)
     t = table["config"]
     subset = t["train"] if t["train"] < len(tasks.device_data(task).y_train) else 0
     return Config(lr=t["lr"], epochs=t["epochs"], batch_size=t["batch_size"], grad_format=t["grad_format"],

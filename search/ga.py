@@ -68,6 +68,11 @@ class Archive:
         F = np.asarray(self.f)
         return [i for i in range(len(F)) if not any((F[j] <= F[i]).all() and (F[j] < F[i]).any() for j in range(len(F)))]
 
+    def top_of_front(self, budget_bytes, k):
+        """Indices of the k front members of highest predicted gain within the budget (what is verified)."""
+        inside = [i for i in self.front() if self.f[i][1] <= budget_bytes]
+        return sorted(inside, key=lambda i: self.f[i][0])[:k]
+
 
 class BudgetRepair(Repair):
     """Lowers genes until the scheme fits the SRAM budget (the planner's bytes)."""

@@ -105,11 +105,9 @@ def main(argv=None):
     chosen = archive.best(budget)
     if args.verify:
         from search.evaluate import Evaluator, evaluation_config
-        inside = [i for i in archive.front() if archive.f[i][1] <= budget]
-        inside = sorted(inside, key=lambda i: archive.f[i][0])[:args.verify]
+        inside = archive.top_of_front(budget, args.verify)
         schemes = [space.scheme(archive.x[i]) for i in inside]
-        cfg = contrib.Config(train=64, test=64) if args.quick else evaluation_config(task, table)
-        with Evaluator(task, cfg, args.scheduler, args.workers) as ev:
+        with Evaluator(task, evaluation_config(task, table), args.scheduler, args.workers) as ev:
             acc = ev.accuracy(schemes, split="val")
         for i, a in zip(inside, acc):
             print(f"  verified: {space.describe(archive.x[i])}: predicted {-100 * archive.f[i][0]:+.1f} pp, "

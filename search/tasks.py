@@ -50,20 +50,22 @@ class Task:
         return TASK_NAMES.get(self.dataset, self.dataset)
 
 
+def _unknown(what):
+    return ValueError(f"no task {what}; known: {', '.join(f'{d}/{m}' for d, m in ROWS)}")
+
+
 def parse_row(text):
     """'kws/dscnn' -> ("kws", "dscnn"), a row of ROWS; ValueError naming the known rows otherwise."""
     dataset, _, model = text.partition("/")
     if (dataset, model) not in ROWS:
-        known = ", ".join(f"{d}/{m}" for d, m in ROWS)
-        raise ValueError(f"no task '{text}' (dataset/model); known: {known}")
+        raise _unknown(f"'{text}' (dataset/model)")
     return dataset, model
 
 
 def prepare(dataset, model, quick=False, work=WORK):
     """Pre-train (once) and export (once) the task's model; returns the Task."""
     if (dataset, model) not in ROWS:
-        known = ", ".join(f"{d}/{m}" for d, m in ROWS)
-        raise ValueError(f"no task for dataset '{dataset}' with model '{model}'; known: {known}")
+        raise _unknown(f"for dataset '{dataset}' with model '{model}'")
     row = ROWS[(dataset, model)]
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
