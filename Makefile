@@ -80,6 +80,7 @@ plan-vs-measured: setup
 
 bench-search: setup
 	$(PY) -m search.bench
+	$(PY) -m search.seed_noise
 	$(PY) scripts/readme_results.py
 
 config_info:

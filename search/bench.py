@@ -118,7 +118,7 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
                "evals": evals, "ga_evals_to_random_final_hv_fraction": float(np.mean(fractions["random"])),
                "ga_evals_to_random_sparse_final_hv_fraction": float(np.mean(fractions["random_sparse"])),
                "best_acc": best, "best_acc_per_seed": per_seed, "ga_minus": paired,
-               "test_samples": len(data.y_test),
+               "test_samples": len(data.y_test), "training_seeds": evaluator.cfg.seeds,
                "best_acc_predicted_pick": predicted_best, "verified_per_seed": verify,
                "hv_evals": list(range(pop, evals + 1, pop)),
                "hv": {f"{m}_{stat}": getattr(np.asarray(curves[m]), stat)(0).tolist()
@@ -189,10 +189,14 @@ def main(argv=None):
     ap.add_argument("--evals", type=int, default=480)
     ap.add_argument("--pop", type=int, default=24)
     ap.add_argument("--verify", type=int, default=4, help="front schemes per search trained on validation")
+    ap.add_argument("--train-seeds", type=int, default=1, help="training seeds averaged per real evaluation "
+                    "(validation and test; search.seed_noise measures what one seed leaves)")
     ap.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "search.json")
     args = ap.parse_args(argv)
+    if args.train_seeds < 1:
+        sys.exit(f"search.bench: --train-seeds {args.train_seeds}: at least 1 training run per evaluation")
     if args.quick:
         args.seeds, args.evals, args.pop, args.verify = 2, 48, 12, 2
     default = (128 * 1024,) if args.quick else BUDGETS
@@ -206,7 +210,7 @@ def main(argv=None):
         task = tasks.prepare(dataset, model, quick=args.quick)
         table = contrib.load(path)
         space = Space.from_contrib(task.tflite, table)
-        cfg = evaluation_config(task, table)
+        cfg = evaluation_config(task, table, args.train_seeds)
         with Evaluator(task, cfg, args.scheduler, args.workers) as ev:
             rows += row_bench(f"{dataset}/{model}", space, table, task, budgets, list(range(args.seeds)),
                               args.evals, args.pop, ev, lambda s: print(s, flush=True), args.verify)

@@ -49,16 +49,17 @@ def train_and_measure(task, cfg, scheme_dict, seed, split):
     return t.accuracy(x, y), time.time() - t0
 
 
-def evaluation_config(task, table):
+def evaluation_config(task, table, seeds=1):
     """Real evaluations train as the contribution table's measurements did (learning rate, epochs, batch,
-    gradient format, and the train subset when the table used one), on the whole validation / test split;
+    gradient format, and the train subset when the table used one), on the whole validation / test split,
+    each the mean over `seeds` training seeds (seed 0 first: more seeds reuse the cached ones);
     a quick task (smoke tests) on 64 train and 64 validation / test samples."""
     if task.quick:
-        return Config(train=64, test=64)
+        return Config(train=64, test=64, seeds=seeds)
     t = table["config"]
     subset = t["train"] if t["train"] < len(tasks.device_data(task).y_train) else 0
     return Config(lr=t["lr"], epochs=t["epochs"], batch_size=t["batch_size"], grad_format=t["grad_format"],
-                  train=subset)
+                  train=subset, seeds=seeds)
 
 
 class Evaluator:
@@ -98,7 +99,12 @@ class Evaluator:
         self._client = self._cluster = None
 
     def accuracy(self, schemes, split="test", seeds=None):
-        """Mean accuracy over cfg.seeds training seeds per scheme, trained where the cache lacks it."""
+        """Mean accuracy over cfg.seeds (or `seeds`) training seeds per scheme, trained where the cache lacks it."""
+        return [float(np.mean(a)) for a in self.per_seed(schemes, split, seeds)]
+
+    def per_seed(self, schemes, split="test", seeds=None):
+        """[[accuracy with training seed 0, 1, ...] per scheme] for cfg.seeds (or `seeds`) seeds, trained where
+        the cache lacks it."""
         seeds = range(seeds or self.cfg.seeds)
         cache = self.cache[split]
         keys = [scheme_key(s) for s in schemes]
@@ -112,4 +118,4 @@ class Evaluator:
                 k, s = futures[fut]
                 acc, seconds = fut.result()
                 cache.add(k, s, acc, seconds, "evaluate")
-        return [float(np.mean([cache.results[(k, s)] for s in seeds])) for k in keys]
+        return [[cache.results[(k, s)] for s in seeds] for k in keys]

@@ -74,12 +74,15 @@ def main(argv=None):
     ap.add_argument("--evals", type=int, default=600, help="the search's evaluations")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--verify", type=int, default=0, metavar="K", help="train the K best of the front for real")
+    ap.add_argument("--train-seeds", type=int, default=1, help="--verify: training seeds averaged per scheme")
     ap.add_argument("--scheduler", help="Dask scheduler address for --verify (default: a local cluster)")
     ap.add_argument("--workers", type=int, default=2, help="local Dask workers for --verify")
     ap.add_argument("--quick", action="store_true", help="the task's quick pre-training, --verify on 64 samples "
                     "(smoke test)")
     ap.add_argument("--out", type=Path, default=Path("scheme.json"))
     args = ap.parse_args(argv)
+    if args.train_seeds < 1:
+        sys.exit(f"search.run: --train-seeds {args.train_seeds}: at least 1 training run per evaluation")
     try:
         budget = parse_bytes(args.budget)
         table_path = args.contrib or ROOT / "build" / "contrib" / f"{args.model}-{args.dataset}.json"
@@ -107,7 +110,7 @@ def main(argv=None):
         from search.evaluate import Evaluator, evaluation_config
         inside = archive.top_of_front(budget, args.verify)
         schemes = [space.scheme(archive.x[i]) for i in inside]
-        with Evaluator(task, evaluation_config(task, table), args.scheduler, args.workers) as ev:
+        with Evaluator(task, evaluation_config(task, table, args.train_seeds), args.scheduler, args.workers) as ev:
             acc = ev.accuracy(schemes, split="val")
         for i, a in zip(inside, acc):
             print(f"  verified: {space.describe(archive.x[i])}: predicted {-100 * archive.f[i][0]:+.1f} pp, "

@@ -142,7 +142,8 @@ def test_search_run_writes_a_scheme_bake_accepts(kws, tmp_path):
                           capture_output=True, text=True)
     assert json.loads(plan.stdout)["total_sram_bytes"] <= 64 * 1024
     for bad, says in ((["--budget", "lots"], "budget 'lots'"), (["--budget", "4KB"], "classifier alone"),
-                      (["--budget", "64KB", "--contrib", tmp_path / "none.json"], "no contribution analysis")):
+                      (["--budget", "64KB", "--contrib", tmp_path / "none.json"], "no contribution analysis"),
+                      (["--budget", "64KB", "--verify", "2", "--train-seeds", "0"], "at least 1 training run")):
         args = ["--model", "dscnn", "--dataset", "kws", "--tflite", kws.tflite, "--contrib", TABLE] + bad
         r = subprocess.run([PY, "-m", "search.run", *map(str, args)], cwd=ROOT, capture_output=True, text=True)
         assert r.returncode != 0 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
@@ -175,17 +176,42 @@ def test_dask_evaluations_are_cached(kws, tmp_path, space):
         assert ev.accuracy(schemes, split="val") == acc
         assert ev._client is None, "a cached evaluation started a cluster"
     assert sum(len(p.read_text().splitlines()) for p in tmp_path.glob("*.jsonl")) == lines
+    with Evaluator(task, cfg, workers=2, work=tmp_path) as ev:   # a second seed trains only the new seed
+        per_seed = ev.per_seed(schemes, split="val", seeds=2)
+        assert [a[0] for a in per_seed] == acc and all(len(a) == 2 for a in per_seed)
+        assert ev.accuracy(schemes, split="val", seeds=2) == [float(np.mean(a)) for a in per_seed]
+    assert sum(len(p.read_text().splitlines()) for p in tmp_path.glob("*.jsonl")) == lines + len(schemes)
+
+
+def test_quick_seed_noise_retrains_the_bench_schemes_with_more_seeds(tmp_path):
+    out = tmp_path / "seed_noise.json"
+    r = subprocess.run([PY, "-m", "search.seed_noise", "--quick", "--out", out], cwd=ROOT, capture_output=True,
+                       text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    d = json.loads(out.read_text())
+    assert d["commit"] and d["quick"] and out.with_suffix(".png").stat().st_size > 0
+    (row,) = d["rows"]
+    assert (row["model"], row["task"], row["budgets_bytes"], row["training_seeds"]) == ("dscnn", "kws", [128 * 1024], 2)
+    acc = np.asarray(row["accuracy"])
+    assert acc.shape == (row["schemes"], 2) and row["schemes"] >= 2 and ((0 <= acc) & (acc <= 1)).all()
+    assert row["describe"][0] == "0 biases" and row["predicted_gain"][0] == 0   # the classifier alone first
+    assert max(row["sram_bytes"]) <= 128 * 1024 and 0 < row["validation_samples"] <= 64
+    assert row["pooled_seed_std"] == pytest.approx(float(np.sqrt(np.mean(acc.std(1, ddof=1) ** 2))))
+    assert set(row["picks"]) == {"ga@128KiB", "random@128KiB"} and 0 <= row["picks_agree"] <= 2
+    bad = subprocess.run([PY, "-m", "search.seed_noise", "--seeds", "1"], cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode != 0 and "at least 2" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_quick_benchmark_writes_the_comparison(tmp_path):
     out = tmp_path / "search.json"
-    r = subprocess.run([PY, "-m", "search.bench", "--quick", "--out", out], cwd=ROOT, capture_output=True, text=True,
-                       timeout=900)
+    r = subprocess.run([PY, "-m", "search.bench", "--quick", "--train-seeds", "2", "--out", out], cwd=ROOT,
+                       capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     d = json.loads(out.read_text())
     assert d["commit"] and d["quick"] and out.with_suffix(".png").stat().st_size > 0
     (row,) = d["rows"]
     assert (row["model"], row["task"], row["budget_bytes"], row["seeds"]) == ("dscnn", "kws", 128 * 1024, 2)
+    assert row["training_seeds"] == 2   # every real evaluation the mean of two training runs
     assert 0 < row["ga_evals_to_random_final_hv_fraction"] <= 1
     assert 0 < row["ga_evals_to_random_sparse_final_hv_fraction"] <= 1
     assert set(row["best_acc"]) == {"ga", "random", "random_sparse", "single_ga", "tinytrain", "paper_rule"}
