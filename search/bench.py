@@ -166,17 +166,34 @@ def plot(rows, path):
     plt.close(fig)
 
 
-def parse_row(text, default):
+def parse_row(text, default, prog="search.bench"):
     """'kws/mcunet@128,256' -> ("kws", "mcunet", (131072, 262144)); no @: the default budgets."""
     name, _, kib = text.partition("@")
     try:
         budgets = tuple(int(k) * 1024 for k in kib.split(",")) if kib else default
     except ValueError:
-        sys.exit(f"search.bench: --row {text}: budgets must be KiB integers, e.g. kws/mcunet@128,256")
+        sys.exit(f"{prog}: --row {text}: budgets must be KiB integers, e.g. kws/mcunet@128,256")
     try:
         return (*tasks.parse_row(name), budgets)
     except ValueError as e:
-        sys.exit(f"search.bench: --row {text}: {e}")
+        sys.exit(f"{prog}: --row {text}: {e}")
+
+
+def wanted_rows(row_args, quick, prog="search.bench"):
+    """--row arguments as (dataset, model, budgets); none: every row with a table (--quick: kws/dscnn, 128 KiB)."""
+    default = (128 * 1024,) if quick else BUDGETS
+    if row_args:
+        return [parse_row(r, default, prog) for r in row_args]
+    return [("kws", "dscnn", default)] if quick else [(*k, default) for k, p in ROWS.items() if p.is_file()]
+
+
+def row_space(dataset, model, quick, table_path, prog):
+    """(task, table, space) of a row, the task pre-trained once; exits naming `prog` when the table is missing."""
+    if table_path is None or not Path(table_path).is_file():
+        sys.exit(f"{prog}: no contribution table for {dataset}/{model} ({table_path}); run search.contrib first")
+    task = tasks.prepare(dataset, model, quick=quick)
+    table = contrib.load(table_path)
+    return task, table, Space.from_contrib(task.tflite, table)
 
 
 def main(argv=None):
@@ -199,17 +216,11 @@ def main(argv=None):
         sys.exit(f"search.bench: --train-seeds {args.train_seeds}: at least 1 training run per evaluation")
     if args.quick:
         args.seeds, args.evals, args.pop, args.verify = 2, 48, 12, 2
-    default = (128 * 1024,) if args.quick else BUDGETS
-    wanted = [parse_row(r, default) for r in args.row] if args.row else (
-        [("kws", "dscnn", default)] if args.quick else [(*k, default) for k, p in ROWS.items() if p.is_file()])
+    wanted = wanted_rows(args.row, args.quick)
     rows = []
     for dataset, model, budgets in wanted:
         path = args.contrib if args.contrib and len(wanted) == 1 else ROWS.get((dataset, model))
-        if path is None or not Path(path).is_file():
-            sys.exit(f"search.bench: no contribution table for {dataset}/{model} ({path}); run search.contrib first")
-        task = tasks.prepare(dataset, model, quick=args.quick)
-        table = contrib.load(path)
-        space = Space.from_contrib(task.tflite, table)
+        task, table, space = row_space(dataset, model, args.quick, path, "search.bench")
         cfg = evaluation_config(task, table, args.train_seeds)
         with Evaluator(task, cfg, args.scheduler, args.workers) as ev:
             rows += row_bench(f"{dataset}/{model}", space, table, task, budgets, list(range(args.seeds)),

@@ -21,11 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from model_prep.provenance import run_record, write_result
-from search import contrib, tasks
-from search.bench import BUDGETS, ROWS, parse_row
+from search import tasks
+from search.bench import ROWS, row_space, wanted_rows
 from search.evaluate import Evaluator, evaluation_config
 from search.ga import nsga2, random_search
-from search.space import Space
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -100,16 +99,9 @@ def main(argv=None):
         sys.exit(f"search.seed_noise: --seeds {args.seeds}: the spread over seeds needs at least 2")
     if args.quick:
         args.seeds, args.evals, args.pop, args.verify = 2, 48, 12, 2
-    default = (128 * 1024,) if args.quick else BUDGETS
-    wanted = [parse_row(r, default) for r in args.row] if args.row else (
-        [("kws", "dscnn", default)] if args.quick else [(*k, default) for k, p in ROWS.items() if p.is_file()])
     rows = []
-    for dataset, model, budgets in wanted:
-        if not ROWS.get((dataset, model), Path()).is_file():
-            sys.exit(f"search.seed_noise: no contribution table for {dataset}/{model}; run search.contrib first")
-        task = tasks.prepare(dataset, model, quick=args.quick)
-        table = contrib.load(ROWS[(dataset, model)])
-        space = Space.from_contrib(task.tflite, table)
+    for dataset, model, budgets in wanted_rows(args.row, args.quick, "search.seed_noise"):
+        task, table, space = row_space(dataset, model, args.quick, ROWS.get((dataset, model)), "search.seed_noise")
         with Evaluator(task, evaluation_config(task, table), args.scheduler, args.workers) as ev:
             r = {**row_noise(space, budgets, args.seeds, args.evals, args.pop, args.verify, ev),
                  "task": dataset, "validation_samples": len(tasks.device_data(task, 0, ev.cfg.test).y_val)}

@@ -198,8 +198,11 @@ def test_quick_seed_noise_retrains_the_bench_schemes_with_more_seeds(tmp_path):
     assert max(row["sram_bytes"]) <= 128 * 1024 and 0 < row["validation_samples"] <= 64
     assert row["pooled_seed_std"] == pytest.approx(float(np.sqrt(np.mean(acc.std(1, ddof=1) ** 2))))
     assert set(row["picks"]) == {"ga@128KiB", "random@128KiB"} and 0 <= row["picks_agree"] <= 2
-    bad = subprocess.run([PY, "-m", "search.seed_noise", "--seeds", "1"], cwd=ROOT, capture_output=True, text=True)
-    assert bad.returncode != 0 and "at least 2" in bad.stderr and "Traceback" not in bad.stderr
+    for args, says in ((["--seeds", "1"], "at least 2"), (["--row", "digits/resnet"], "no task 'digits/resnet'"),
+                       (["--row", "kws/dscnn@lots"], "budgets must be KiB integers")):
+        bad = subprocess.run([PY, "-m", "search.seed_noise", *args], cwd=ROOT, capture_output=True, text=True)
+        assert bad.returncode != 0 and bad.stderr.startswith("search.seed_noise: ") and says in bad.stderr, bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1
 
 
 def test_quick_benchmark_writes_the_comparison(tmp_path):
