@@ -36,6 +36,7 @@ def _dscnn(layers, bias):
 def models(tf, tmp_path_factory):
     """{name: .tflite path}; the ops each converts to are asserted, so a converter change shows here."""
     d = tmp_path_factory.mktemp("bake_models")
+    tf.keras.utils.set_random_seed(0)   # unseeded Keras initializers draw their seed when constructed (below)
     L = tf.keras.layers
     bias = dict(bias_initializer=tf.keras.initializers.RandomNormal(stddev=0.5))
     specs = {  # name: (layer, input shape, the converter's ops)
