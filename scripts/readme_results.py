@@ -184,7 +184,9 @@ def search(r):
 
     trained = lambda x: f" ({x['training_seeds']} training seeds)" if x.get("training_seeds", 1) > 1 else ""   # noqa: E731
     lines = [
-        "### Scheme search: NSGA-II vs random search and a single-objective GA (`python -m search.bench`)",
+        "### Scheme search: NSGA-II vs random search and a single-objective GA (`python -m search.bench`)"
+        + ("" if not r["rows"] or min(x.get("training_seeds", 1) for x in r["rows"]) == 1 else
+           f", every real evaluation the mean of {r['rows'][0]['training_seeds']} training runs"),
         "",
         f"`{r['command']}` — commit {r['commit']}, {r['date']}, {r['machine']}",
         "",
@@ -213,7 +215,7 @@ def search(r):
                      f"| {pct(b.get('single_ga'))}{pp(x, 'single_ga')} | {paired(x, 'single_ga')} "
                      f"| {pct(b['tinytrain'])} | {pct(b['paper_rule'])} | {x.get('test_samples', '—')} "
                      f"| {'—' if a is None else f'{a:.2f}'} |")
-    return "\n".join(lines + ["", "![search](results/search.png)"])
+    return "\n".join(lines + ["", f"![search](results/{Path(r['file']).with_suffix('.png')})"])
 
 
 def seed_noise(r):
@@ -247,7 +249,8 @@ def seed_noise(r):
 TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": methods,
           "contrib-dscnn-kws.json": contrib, "contrib-mcunet-kws.json": contrib,
           "contrib-mcunet-digits.json": contrib, "firmware.json": firmware, "plan_vs_measured.json": plan_vs_measured,
-          "search.json": search, "seed_noise.json": seed_noise}
+          "search.json": search, "search_train_seeds.json": search,
+          "seed_noise.json": seed_noise}
 
 
 def datasets_table():
@@ -268,7 +271,7 @@ def main():
     for name, render in TABLES.items():
         path = ROOT / "results" / name
         if path.exists():
-            parts.append(render(json.loads(path.read_text())))
+            parts.append(render({**json.loads(path.read_text()), "file": name}))
     readme = ROOT / "README.md"
     text = readme.read_text()
     body = "\n\n".join(parts) if parts else "_No results yet: run the benchmark commands._"
