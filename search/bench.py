@@ -16,9 +16,10 @@ real sparse training on the test split (search.evaluate, through Dask): for each
 on the validation split of the --verify schemes of highest predicted gain on the final front within the
 budget (the pick by predicted gain alone is reported beside it), TinyTrain's greedy criterion and
 Lin et al.'s rule under the same planner budget (the rule's SRAM is fixed: None when over the
-budget). Additivity: those validation measurements, measured gain (over the classifier alone)
-against the table's prediction, Pearson correlation. Writes results/search.json, a PNG (hypervolume curves,
-Pareto fronts) and a table.
+budget). Every real evaluation is one training run (training seed 0), or the mean of --train-seeds runs
+(search.seed_noise measures the spread). Additivity: those validation measurements, measured gain (over
+the classifier alone) against the table's prediction, Pearson correlation. Writes results/search.json,
+a PNG (hypervolume curves, Pareto fronts) and a table.
 """
 import argparse
 import sys
