@@ -182,11 +182,13 @@ def search(r):
         d = x.get("ga_minus", {}).get(m)
         return "—" if d is None else f"{100 * d['mean']:+.1f}" + ("" if d["sem"] is None else f" ± {100 * d['sem']:.1f}")
 
-    trained = lambda x: f" ({x['training_seeds']} training seeds)" if x.get("training_seeds", 1) > 1 else ""   # noqa: E731
+    runs = lambda x: x.get("training_seeds", 1)   # noqa: E731 (results before --train-seeds: one run)
+    trained = lambda x: f" ({runs(x)} training seeds)" if runs(x) > 1 else ""   # noqa: E731
+    every = {runs(x) for x in r["rows"]}
     lines = [
         "### Scheme search: NSGA-II vs random search and a single-objective GA (`python -m search.bench`)"
-        + ("" if not r["rows"] or min(x.get("training_seeds", 1) for x in r["rows"]) == 1 else
-           f", every real evaluation the mean of {r['rows'][0]['training_seeds']} training runs"),
+        + (f", every real evaluation the mean of {min(every)} training runs" if len(every) == 1 and min(every) > 1
+           else ""),
         "",
         f"`{r['command']}` — commit {r['commit']}, {r['date']}, {r['machine']}",
         "",
@@ -207,7 +209,8 @@ def search(r):
     for x in r["rows"]:
         b, a = x["best_acc"], x["additivity"]["pearson"]
         sparse = x.get("ga_evals_to_random_sparse_final_hv_fraction")
-        lines.append(f"| {x['model']} | {x['task']} | {x['budget_bytes'] // 1024} KiB | {x['seeds']} x {x['evals']}{trained(x)} "
+        lines.append(f"| {x['model']} | {x['task']} | {x['budget_bytes'] // 1024} KiB "
+                     f"| {x['seeds']} x {x['evals']}{trained(x)} "
                      f"| {100 * x['ga_evals_to_random_final_hv_fraction']:.0f} % / "
                      f"{'—' if sparse is None else f'{100 * sparse:.0f} %'} | {pct(b['ga'])}{pp(x, 'ga')} "
                      f"| {pct(b['random'])}{pp(x, 'random')} | {pct(b.get('random_sparse'))}{pp(x, 'random_sparse')} "
@@ -231,7 +234,8 @@ def seed_noise(r):
         "on the same data and config (validation split). Seed std: standard deviation of a scheme's accuracy over "
         "training seeds, pooled over the schemes (root mean variance). Additivity r: predicted vs measured gain "
         "over the classifier alone, with one seed (what the bench reports) and with the mean over seeds. Picks "
-        "agree: of the searches (NSGA-II and random per budget), how many pick the same best-on-validation scheme by one seed as by the mean.",
+        "agree: of the searches (NSGA-II and random per budget), how many pick the same best-on-validation "
+        "scheme by one seed as by the mean.",
         "",
         "| model | task | budgets | schemes x seeds | seed std (points) | classifier alone | one validation sample "
         "| additivity r, one seed | additivity r, mean | picks agree |",
@@ -242,7 +246,8 @@ def seed_noise(r):
         lines.append(f"| {x['model']} | {x['task']} | {kib} KiB "
                      f"| {x['schemes']} x {x['training_seeds']} | {100 * x['pooled_seed_std']:.1f} "
                      f"| {100 * x['classifier_only_seed_std']:.1f} | {100 / x['validation_samples']:.1f} "
-                     f"| {one(x['additivity_r_one_seed'])} | {one(x['additivity_r_mean'])} | {x['picks_agree']} / {len(x['picks'])} |")
+                     f"| {one(x['additivity_r_one_seed'])} | {one(x['additivity_r_mean'])} "
+                     f"| {x['picks_agree']} / {len(x['picks'])} |")
     return "\n".join(lines + ["", "![seed noise](results/seed_noise.png)"])
 
 

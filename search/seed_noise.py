@@ -8,11 +8,11 @@ additivity check compares the table's predictions with those single runs. This b
 row (the bench's rows and budgets), exactly the schemes the bench verified for NSGA-II and uniform
 random search at search seed 0 (the --verify of highest predicted gain on each final front within each
 budget) and the classifier alone, trains each again with more training seeds (the same data, config and
-cache as the bench: only the new seeds train) and reports on the validation split: each scheme's accuracy per seed and its standard
-deviation over seeds (pooled: the root mean variance); the additivity correlation against one seed and
-against the mean over seeds; and whether the best-on-validation pick among each search's verified
-schemes is the same by one seed as by the mean. Writes results/seed_noise.json, a PNG (measured gain per
-seed against predicted gain) and a table.
+cache as the bench: only the new seeds train) and reports on the validation split: each scheme's
+accuracy per seed and its standard deviation over seeds (pooled: the root mean variance); the
+additivity correlation against one seed and against the mean over seeds; and whether the
+best-on-validation pick among each search's verified schemes is the same by one seed as by the mean.
+Writes results/seed_noise.json, a PNG (measured gain per seed against predicted gain) and a table.
 """
 import argparse
 import sys
@@ -36,8 +36,9 @@ def correlation(a, b):
 def row_noise(space, budgets, seeds, evals, pop, verify, evaluator):
     """The row's verified schemes (seed-0 searches, every budget) trained with `seeds` training seeds on validation."""
     classifier_only = tuple([0] * space.n_var)
+    budgets = [b for b in budgets if space.sram(np.zeros(space.n_var, int)) <= b]   # as the bench skips
     cands = {}
-    for budget in [b for b in budgets if space.sram(np.zeros(space.n_var, int)) <= b]:   # as the bench skips
+    for budget in budgets:
         for m, a in (("ga", nsga2(space, budget, evals, seed=0, pop_size=pop)),
                      ("random", random_search(space, budget, evals, seed=0))):
             cands[f"{m}@{budget // 1024}KiB"] = [tuple(int(v) for v in a.x[i]) for i in a.top_of_front(budget, verify)]
@@ -49,7 +50,7 @@ def row_noise(space, budgets, seeds, evals, pop, verify, evaluator):
     picks = {m: {"by_one_seed": space.describe(max(c, key=lambda x: acc[at[x], 0])),
                  "by_mean": space.describe(max(c, key=lambda x: acc[at[x]].mean()))} for m, c in cands.items()}
     std = acc.std(1, ddof=1)
-    return {"model": space.model, "budgets_bytes": list(budgets), "training_seeds": seeds, "schemes": len(xs),
+    return {"model": space.model, "budgets_bytes": budgets, "training_seeds": seeds, "schemes": len(xs),
             "describe": [space.describe(x) for x in xs], "sram_bytes": [space.sram(x) for x in xs],
             "predicted_gain": predicted, "accuracy": acc.tolist(), "seed_std": std.tolist(),
             "pooled_seed_std": float(np.sqrt(np.mean(std ** 2))),
