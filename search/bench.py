@@ -67,7 +67,7 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
     potentials = baselines.fisher_potentials(sim, data.q_train[:32], data.y_train[:32])
     out = []
     for budget in budgets:
-        if space.sram(np.zeros(space.n_var, int)) > budget:
+        if not space.fits(budget):
             log(f"{label}: budget {budget // 1024} KiB below the classifier alone; skipped")
             continue
         t0 = time.time()
@@ -88,7 +88,7 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
                 reach = next((i for i, h in enumerate(curves["ga"][-1]) if h >= target - 1e-12), None)
                 fractions[name].append(1.0 if reach is None else (reach + 1) * pop / evals)
         # the top of each final front trained for real on the validation split; the best there is the pick
-        classifier_only = np.zeros(space.n_var, int)
+        classifier_only = space.classifier_only
         pool = {tuple(x): x for m in cands for c in cands[m] for x in c} | {tuple(classifier_only): classifier_only}
         xs = list(pool.values())
         val = dict(zip(pool, evaluator.accuracy([space.scheme(x) for x in xs], split="val")))

@@ -57,7 +57,7 @@ def evaluation_config(task, table, seeds=1):
     if task.quick:
         return Config(train=64, test=64, seeds=seeds)
     t = table["config"]
-    subset = t["train"] if t["train"] < len(tasks.device_data(task).y_train) else 0
+    subset = t["train"] if t["train"] < tasks.split_size(task, "train") else 0
     return Config(lr=t["lr"], epochs=t["epochs"], batch_size=t["batch_size"], grad_format=t["grad_format"],
                   train=subset, seeds=seeds)
 

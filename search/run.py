@@ -99,8 +99,8 @@ def main(argv=None):
         space = Space.from_contrib(tflite, table)
     except (ValueError, KeyError, ModelError, contrib.ContribError) as e:
         sys.exit(f"search.run: {e}")
-    cls = space.cost(np.zeros(space.n_var, int))[0]
-    if cls > budget:
+    cls = space.sram(space.classifier_only)
+    if not space.fits(budget):
         sys.exit(f"search.run: even training the classifier alone needs {cls:,} bytes of SRAM on {tflite}; "
                  f"the budget is {budget:,}")
     title, search = SEARCHES[args.search]

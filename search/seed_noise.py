@@ -35,8 +35,8 @@ def correlation(a, b):
 
 def row_noise(space, budgets, seeds, evals, pop, verify, evaluator):
     """The row's verified schemes (seed-0 searches, every budget) trained with `seeds` training seeds on validation."""
-    classifier_only = tuple([0] * space.n_var)
-    budgets = [b for b in budgets if space.sram(np.zeros(space.n_var, int)) <= b]   # as the bench skips
+    classifier_only = tuple(int(v) for v in space.classifier_only)
+    budgets = [b for b in budgets if space.fits(b)]   # as the bench skips
     cands = {}
     for budget in budgets:
         for m, a in (("ga", nsga2(space, budget, evals, seed=0, pop_size=pop)),
@@ -105,7 +105,7 @@ def main(argv=None):
         task, table, space = row_space(dataset, model, args.quick, ROWS.get((dataset, model)), "search.seed_noise")
         with Evaluator(task, evaluation_config(task, table), args.scheduler, args.workers) as ev:
             r = {**row_noise(space, budgets, args.seeds, args.evals, args.pop, args.verify, ev),
-                 "task": dataset, "validation_samples": len(tasks.device_data(task, 0, ev.cfg.test).y_val)}
+                 "task": dataset, "validation_samples": tasks.split_size(task, "val", ev.cfg.test)}
         rows.append(r)
         one = lambda v: "—" if v is None else f"{v:.2f}"   # noqa: E731
         print(f"{dataset}/{model:8s} {','.join(str(b // 1024) for b in budgets)} KiB  {r['schemes']} schemes x "

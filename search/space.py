@@ -75,6 +75,15 @@ class Space:
         select = [len(self.selects) - 1] if len(self.selects) > 1 else []
         return np.array([len(self.ks) - 1] + [len(self.options[n]) - 1 for n in self.layers] + select)
 
+    @property
+    def classifier_only(self):
+        """The smallest genome: no bias beyond the classifier's, no weights (the classifier alone)."""
+        return np.zeros(self.n_var, int)
+
+    def fits(self, budget):
+        """Whether any scheme fits `budget` bytes of SRAM: the classifier alone, the smallest, does."""
+        return self.sram(self.classifier_only) <= budget
+
     def _decode(self, x):
         """(k, {layer: (ratio, rows)} of the updated weights, selection rule) of a genome."""
         x = np.asarray(x, int)

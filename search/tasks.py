@@ -91,6 +91,13 @@ class DeviceData:
     q_test: np.ndarray
 
 
+def split_size(task, split, n=0):
+    """Samples device_data reads of the on-device group's split ("train", "val", "test"): all, or n when fewer."""
+    _, meta = checkpoint.load(task.checkpoint)
+    _, y = checkpoint.load_split(meta, task.data_root, "validation" if split == "val" else split, "device")
+    return min(len(y), n or len(y))
+
+
 def device_data(task, n_train=0, n_test=0, seed=0):
     """The on-device group's splits, each a seeded random subset (n_train of train, n_test of validation
     and of test; 0: all)."""

@@ -22,9 +22,10 @@ def space(kws):
 
 
 def test_genome_means_the_scheme_and_its_costs(space):
-    none = np.zeros(space.n_var, int)
+    none = space.classifier_only
     s = space.scheme(none)
     assert [u.layer for u in s.layers] == [space.classifier] and space.gain(none) == 0
+    assert space.fits(space.sram(none)) and not space.fits(space.sram(none) - 1)   # the smallest scheme
     top = space.upper
     full = space.scheme(top)
     assert {u.layer for u in full.layers} == set(space.body) | {space.classifier}
@@ -163,10 +164,17 @@ def test_search_run_verify_trains_the_front_and_keeps_the_best_on_validation(tmp
     assert fmt.load(out).name == "dscnn-kws-96KiB"
 
 
+def test_split_size_counts_what_device_data_reads(kws):
+    task = tasks.Task("kws", "dscnn", True, kws.checkpoint, kws.tflite, kws.corpus)
+    d = tasks.device_data(task)
+    assert [tasks.split_size(task, s) for s in ("train", "val", "test")] == [len(d.y_train), len(d.y_val), len(d.y_test)]
+    assert tasks.split_size(task, "val", 5) == len(tasks.device_data(task, 0, 5).y_val) == 5
+
+
 def test_dask_evaluations_are_cached(kws, tmp_path, space):
     from search.evaluate import Evaluator
     task = tasks.Task("kws", "dscnn", True, kws.checkpoint, kws.tflite, kws.corpus)
-    schemes = [space.scheme(np.zeros(space.n_var, int)), space.scheme(np.r_[1, np.zeros(space.n_var - 1, int)])]
+    schemes = [space.scheme(space.classifier_only), space.scheme(np.r_[1, np.zeros(space.n_var - 1, int)])]
     cfg = contrib.Config(train=24, test=24)
     with Evaluator(task, cfg, workers=2, work=tmp_path) as ev:
         acc = ev.accuracy(schemes, split="val")
