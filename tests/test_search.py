@@ -167,7 +167,8 @@ def test_search_run_verify_trains_the_front_and_keeps_the_best_on_validation(tmp
 def test_split_size_counts_what_device_data_reads(kws):
     task = tasks.Task("kws", "dscnn", True, kws.checkpoint, kws.tflite, kws.corpus)
     d = tasks.device_data(task)
-    assert [tasks.split_size(task, s) for s in ("train", "val", "test")] == [len(d.y_train), len(d.y_val), len(d.y_test)]
+    sizes = [tasks.split_size(task, s) for s in ("train", "val", "test")]
+    assert sizes == [len(d.y_train), len(d.y_val), len(d.y_test)]
     assert tasks.split_size(task, "val", 5) == len(tasks.device_data(task, 0, 5).y_val) == 5
 
 
