@@ -91,10 +91,14 @@ class DeviceData:
     q_test: np.ndarray
 
 
+def _device_split(task, meta, split):
+    """(x float, y) of the on-device group's split: "train", "val" or "test"."""
+    return checkpoint.load_split(meta, task.data_root, "validation" if split == "val" else split, "device")
+
+
 def split_size(task, split, n=0):
     """Samples device_data reads of the on-device group's split ("train", "val", "test"): all, or n when fewer."""
-    _, meta = checkpoint.load(task.checkpoint)
-    _, y = checkpoint.load_split(meta, task.data_root, "validation" if split == "val" else split, "device")
+    _, y = _device_split(task, checkpoint.load(task.checkpoint)[1], split)
     return min(len(y), n or len(y))
 
 
@@ -107,7 +111,7 @@ def device_data(task, n_train=0, n_test=0, seed=0):
     rng = np.random.default_rng(seed)
     out = {}
     for split, n in (("train", n_train), ("val", n_test), ("test", n_test)):
-        x, y = checkpoint.load_split(meta, task.data_root, "validation" if split == "val" else split, "device")
+        x, y = _device_split(task, meta, split)
         keep = rng.permutation(len(x))[:n or len(x)]
         out[f"x_{split}"], out[f"y_{split}"], out[f"q_{split}"] = x[keep], y[keep], graph.quantize_input(x[keep])
     return DeviceData(**out)
