@@ -78,9 +78,11 @@ plan-vs-measured: setup
 	$(PY) -m host_tools.plan_vs_measured
 	$(PY) scripts/readme_results.py
 
+SEARCH_ROWS = --row kws/dscnn --row kws/mcunet@128,256 --row digits/mcunet@256
 bench-search: setup
-	$(PY) -m search.bench
-	$(PY) -m search.seed_noise
+	$(PY) -m search.bench $(SEARCH_ROWS)
+	$(PY) -m search.bench $(SEARCH_ROWS) --train-seeds 3 --out results/search_train_seeds.json
+	$(PY) -m search.seed_noise $(SEARCH_ROWS)
 	$(PY) scripts/readme_results.py
 
 config_info:
