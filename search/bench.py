@@ -189,11 +189,15 @@ def wanted_rows(row_args, quick, prog="search.bench"):
 
 
 def row_space(dataset, model, quick, table_path, prog):
-    """(task, table, space) of a row, the task pre-trained once; exits naming `prog` when the table is missing."""
+    """(task, table, space) of a row, the task pre-trained once; exits naming `prog` when the table is missing,
+    or (but for --quick, a smoke test on the quick model) was measured on another export of the model."""
     if table_path is None or not Path(table_path).is_file():
         sys.exit(f"{prog}: no contribution table for {dataset}/{model} ({table_path}); run search.contrib first")
     task = tasks.prepare(dataset, model, quick=quick)
     table = contrib.load(table_path)
+    mismatch = None if quick else contrib.model_mismatch(table, task.tflite)
+    if mismatch:
+        sys.exit(f"{prog}: {table_path}: {mismatch}")
     return task, table, Space.from_contrib(task.tflite, table)
 
 

@@ -284,6 +284,18 @@ def load(path):
     return d
 
 
+def model_mismatch(table, tflite):
+    """None when the table was measured on this int8 model (its SHA-256), else a sentence saying it was not:
+    the gains are a property of the weights, so a table of another export predicts nothing for this one."""
+    measured = table["config"].get("tflite_sha256")
+    here = hashlib.sha256(Path(tflite).read_bytes()).hexdigest()
+    if measured is None or measured == here:
+        return None
+    return (f"the contribution table ({table['model']} on {table['dataset']}) was measured on an int8 model with "
+            f"SHA-256 {measured[:12]}..., not on {tflite} ({here[:12]}...); re-measure it with `python -m "
+            f"search.contrib --model {table['model']} --dataset {table['dataset']}`")
+
+
 # -- reporting ---------------------------------------------------------------------------------------
 
 def table(result, top=10):

@@ -103,6 +103,9 @@ def main(argv=None):
     if not space.fits(budget):
         sys.exit(f"search.run: even training the classifier alone needs {cls:,} bytes of SRAM on {tflite}; "
                  f"the budget is {budget:,}")
+    mismatch = contrib.model_mismatch(table, tflite)
+    if mismatch:   # a search still runs (e.g. a table of the full model for a quick one), its gains are suspect
+        print(f"search.run: warning: {table_path}: {mismatch}", file=sys.stderr)
     title, search = SEARCHES[args.search]
     archive = search(space, budget, args.evals, seed=args.seed)
     chosen = archive.best(budget)

@@ -150,6 +150,29 @@ def test_search_run_writes_a_scheme_bake_accepts(kws, tmp_path):
         assert r.returncode != 0 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+def test_a_table_of_another_export_is_named_as_such(kws, tmp_path):
+    """The gains belong to the weights they were measured on: search.run warns, search.bench refuses."""
+    import hashlib
+    table = contrib.load(TABLE)
+    here = hashlib.sha256(kws.tflite.read_bytes()).hexdigest()
+    assert contrib.model_mismatch({**table, "config": {**table["config"], "tflite_sha256": here}}, kws.tflite) is None
+    other = {**table, "config": {**table["config"], "tflite_sha256": "0" * 64}}
+    says = contrib.model_mismatch(other, kws.tflite)
+    assert "000000000000" in says and here[:12] in says and "search.contrib --model dscnn --dataset kws" in says
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps(other))
+    r = subprocess.run([PY, "-m", "search.run", "--model", "dscnn", "--dataset", "kws", "--budget", "64KB",
+                        "--tflite", kws.tflite, "--contrib", path, "--evals", "24", "--out", tmp_path / "s.json"],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0 and "warning:" in r.stderr and "re-measure it" in r.stderr, r.stderr
+    from search import bench
+    task = tasks.Task("kws", "dscnn", False, kws.checkpoint, kws.tflite, kws.corpus)   # as if the full model
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tasks, "prepare", lambda *a, **k: task)
+        with pytest.raises(SystemExit, match="search.bench: .*other.json: the contribution table .* re-measure"):
+            bench.row_space("kws", "dscnn", False, path, "search.bench")
+
+
 def test_search_run_verify_trains_the_front_and_keeps_the_best_on_validation(tmp_path):
     out = tmp_path / "scheme.json"
     r = subprocess.run([PY, "-m", "search.run", "--model", "dscnn", "--dataset", "kws", "--budget", "96KB",
