@@ -78,7 +78,9 @@ plan-vs-measured: setup
 	$(PY) -m host_tools.plan_vs_measured
 	$(PY) scripts/readme_results.py
 
-SEARCH_ROWS = --row kws/dscnn --row kws/mcunet@128,256 --row digits/mcunet@256
+# every training run behind the committed files is cached in results/evaluations (committed too): a fresh
+# clone whose pre-training reproduces the same int8 models (the cache is keyed by their SHA-256) resumes there
+SEARCH_ROWS = --row kws/dscnn --row kws/mcunet@128,256 --row digits/mcunet@256 --evaluations results/evaluations
 bench-search: setup
 	$(PY) -m search.bench $(SEARCH_ROWS)
 	$(PY) -m search.bench $(SEARCH_ROWS) --train-seeds 3 --out results/search_train_seeds.json

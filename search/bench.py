@@ -18,8 +18,9 @@ budget (the pick by predicted gain alone is reported beside it), TinyTrain's gre
 Lin et al.'s rule under the same planner budget (the rule's SRAM is fixed: None when over the
 budget). Every real evaluation is one training run (training seed 0), or the mean of --train-seeds runs
 (search.seed_noise measures the spread). Additivity: those validation measurements, measured gain (over
-the classifier alone) against the table's prediction, Pearson correlation. Writes results/search.json,
-a PNG (hypervolume curves, Pareto fronts) and a table.
+the classifier alone) against the table's prediction, Pearson correlation. --shrink: every search runs
+on the table's gains lowered by their noise (search.contrib.shrunk; the rows say by how much). Writes
+results/search.json, a PNG (hypervolume curves, Pareto fronts) and a table.
 """
 import argparse
 import sys
@@ -32,7 +33,7 @@ from pymoo.indicators.hv import HV
 from model_prep.provenance import run_record, write_result
 from model_prep.training_plan import TrainingPlan
 from search import baselines, contrib, tasks
-from search.evaluate import Evaluator, evaluation_config
+from search.evaluate import WORK, Evaluator, evaluation_config
 from search.ga import nsga2, random_search, single_ga
 from search.space import Space
 
@@ -188,9 +189,10 @@ def wanted_rows(row_args, quick, prog="search.bench"):
     return [("kws", "dscnn", default)] if quick else [(*k, default) for k, p in ROWS.items() if p.is_file()]
 
 
-def row_space(dataset, model, quick, table_path, prog):
+def row_space(dataset, model, quick, table_path, prog, shrink=False):
     """(task, table, space) of a row, the task pre-trained once; exits naming `prog` when the table is missing,
-    or (but for --quick, a smoke test on the quick model) was measured on another export of the model."""
+    or (but for --quick, a smoke test on the quick model) was measured on another export of the model.
+    shrink: the space's gains are the table's soft-thresholded by its noise (contrib.shrunk, entry_noise)."""
     if table_path is None or not Path(table_path).is_file():
         sys.exit(f"{prog}: no contribution table for {dataset}/{model} ({table_path}); run search.contrib first")
     task = tasks.prepare(dataset, model, quick=quick)
@@ -198,7 +200,8 @@ def row_space(dataset, model, quick, table_path, prog):
     mismatch = None if quick else contrib.model_mismatch(table, task.tflite)
     if mismatch:
         sys.exit(f"{prog}: {table_path}: {mismatch}")
-    return task, table, Space.from_contrib(task.tflite, table)
+    gains = contrib.shrunk(table, contrib.entry_noise(table)) if shrink else table
+    return task, table, Space.from_contrib(task.tflite, gains)
 
 
 def main(argv=None):
@@ -213,8 +216,12 @@ def main(argv=None):
     ap.add_argument("--verify", type=int, default=4, help="front schemes per search trained on validation")
     ap.add_argument("--train-seeds", type=int, default=1, help="training seeds averaged per real evaluation "
                     "(validation and test; search.seed_noise measures what one seed leaves)")
+    ap.add_argument("--shrink", action="store_true", help="search on the table's gains lowered by their noise "
+                    "(search.contrib.shrunk): Δs within the noise stop adding up")
     ap.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--evaluations", type=Path, default=WORK, help="the evaluation cache's folder (default "
+                    "build/search; `make bench-search`: results/evaluations, committed, so a fresh clone resumes)")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "search.json")
     args = ap.parse_args(argv)
     if args.train_seeds < 1:
@@ -225,11 +232,12 @@ def main(argv=None):
     rows = []
     for dataset, model, budgets in wanted:
         path = args.contrib if args.contrib and len(wanted) == 1 else ROWS.get((dataset, model))
-        task, table, space = row_space(dataset, model, args.quick, path, "search.bench")
+        task, table, space = row_space(dataset, model, args.quick, path, "search.bench", args.shrink)
         cfg = evaluation_config(task, table, args.train_seeds)
-        with Evaluator(task, cfg, args.scheduler, args.workers) as ev:
-            rows += row_bench(f"{dataset}/{model}", space, table, task, budgets, list(range(args.seeds)),
-                              args.evals, args.pop, ev, lambda s: print(s, flush=True), args.verify)
+        with Evaluator(task, cfg, args.scheduler, args.workers, args.evaluations) as ev:
+            new = row_bench(f"{dataset}/{model}", space, table, task, budgets, list(range(args.seeds)),
+                            args.evals, args.pop, ev, lambda s: print(s, flush=True), args.verify)
+        rows += [{**r, "gain_noise_shrink": contrib.entry_noise(table) if args.shrink else 0.0} for r in new]
     command = " ".join(["python -m search.bench"] + (argv if argv is not None else sys.argv[1:]))
     result = {**run_record(command), "quick": args.quick, "rows": rows}
     write_result(result, args.out, plot, rows)

@@ -284,6 +284,25 @@ def load(path):
     return d
 
 
+def entry_noise(table):
+    """The standard deviation of one entry's Δ (accuracy): with several training seeds, their pooled spread over
+    the entries divided by sqrt(seeds); with one, read off the negative entries (a layer's true contribution is
+    rarely below zero, so a negative Δ is mostly noise: |Δ| half-normal, σ = median / 0.674); 0 without either."""
+    per_seed = [e["delta_per_seed"] for e in table["weight"] + table["bias"] if len(e.get("delta_per_seed") or []) > 1]
+    if per_seed:
+        return float(np.sqrt(np.mean([np.var(d, ddof=1) for d in per_seed])) / np.sqrt(len(per_seed[0])))
+    negative = [-e["delta"] for e in table["weight"] + table["bias"] if e["delta"] < 0]
+    return float(np.median(negative) / 0.6745) if negative else 0.0
+
+
+def shrunk(table, sigma):
+    """The table with every positive Δ lowered by sigma, to zero at most (a soft threshold): summed over many
+    layers, Δs within the noise add up to a gain the scheme does not have, and a search maximizing the sum
+    collects them (the winner's curse). Negative Δs stay: nothing picks those anyway."""
+    lower = lambda e: {**e, "delta": max(e["delta"] - sigma, 0.0)} if e["delta"] > 0 else e   # noqa: E731
+    return {**table, "bias": [lower(e) for e in table["bias"]], "weight": [lower(e) for e in table["weight"]]}
+
+
 def model_mismatch(table, tflite):
     """None when the table was measured on this int8 model (its SHA-256), else a sentence saying it was not:
     the gains are a property of the weights, so a table of another export predicts nothing for this one."""

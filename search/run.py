@@ -8,10 +8,11 @@
 
 NSGA-II (search.ga; --search single-ga: the single-objective GA of Lin et al., the predicted gain
 alone under the budget) over the genome of search.space, gains from the model's contribution analysis
-(search.contrib; --contrib, default build/contrib/<model>-<dataset>.json), SRAM from the runtime's
-planner. The chosen scheme is the one of highest predicted gain within the budget; with --verify K,
-the K best of the final front within the budget are trained for real (search.evaluate, through Dask)
-and the best on the validation split wins. Writes --out (odt-scheme/1, what `bake --scheme` reads)
+(search.contrib; --contrib, default build/contrib/<model>-<dataset>.json; --shrink: lowered by the
+table's noise, search.contrib.shrunk), SRAM from the runtime's planner. The chosen scheme is the one
+of highest predicted gain within the budget; with --verify K, the K best of the final front within
+the budget are trained for real (search.evaluate, through Dask) and the best on the validation split
+wins. Writes --out (odt-scheme/1, what `bake --scheme` reads)
 and a Pareto plot beside it (.png).
 """
 import argparse
@@ -70,6 +71,8 @@ def main(argv=None):
     ap.add_argument("--budget", required=True, help="SRAM budget of the whole training firmware, e.g. 256KB")
     ap.add_argument("--tflite", type=Path, help="the int8 model to plan for (default: the task's)")
     ap.add_argument("--contrib", type=Path, help="odt-contrib/1 table (default build/contrib/<model>-<dataset>.json)")
+    ap.add_argument("--shrink", action="store_true", help="search on the table's gains lowered by their noise "
+                    "(search.contrib.shrunk)")
     ap.add_argument("--search", choices=SEARCHES, default="nsga2", help="the search (default nsga2)")
     ap.add_argument("--evals", type=int, default=600, help="the search's evaluations")
     ap.add_argument("--seed", type=int, default=0)
@@ -96,7 +99,8 @@ def main(argv=None):
         tflite = args.tflite or task.tflite
         if not Path(tflite).is_file():
             raise ValueError(f"no model at {tflite}")
-        space = Space.from_contrib(tflite, table)
+        gains = contrib.shrunk(table, contrib.entry_noise(table)) if args.shrink else table
+        space = Space.from_contrib(tflite, gains)
     except (ValueError, KeyError, ModelError, contrib.ContribError) as e:
         sys.exit(f"search.run: {e}")
     cls = space.sram(space.classifier_only)

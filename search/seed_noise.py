@@ -23,7 +23,7 @@ import numpy as np
 from model_prep.provenance import run_record, write_result
 from search import tasks
 from search.bench import ROWS, row_space, wanted_rows
-from search.evaluate import Evaluator, evaluation_config
+from search.evaluate import WORK, Evaluator, evaluation_config
 from search.ga import nsga2, random_search
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,6 +94,8 @@ def main(argv=None):
     ap.add_argument("--verify", type=int, default=4, help="the bench's verified schemes per search")
     ap.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--evaluations", type=Path, default=WORK, help="the evaluation cache's folder (default "
+                    "build/search)")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "seed_noise.json")
     args = ap.parse_args(argv)
     if args.seeds < 2:
@@ -103,7 +105,7 @@ def main(argv=None):
     rows = []
     for dataset, model, budgets in wanted_rows(args.row, args.quick, "search.seed_noise"):
         task, table, space = row_space(dataset, model, args.quick, ROWS.get((dataset, model)), "search.seed_noise")
-        with Evaluator(task, evaluation_config(task, table), args.scheduler, args.workers) as ev:
+        with Evaluator(task, evaluation_config(task, table), args.scheduler, args.workers, args.evaluations) as ev:
             r = {**row_noise(space, budgets, args.seeds, args.evals, args.pop, args.verify, ev),
                  "task": dataset, "validation_samples": tasks.split_size(task, "val", ev.cfg.test)}
         rows.append(r)

@@ -122,3 +122,18 @@ def test_helpers_and_loader(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps({"format": contrib.FORMAT, "model": "m", "bias": [{"k": 1}]}))
     with pytest.raises(contrib.ContribError, match="missing .*bias_only"):
         contrib.load(tmp_path / "c.json")
+
+
+def test_entry_noise_and_the_shrunk_gains():
+    """σ of one Δ: from the seeds' spread when there are several, else from the negative Δs; shrunk lowers
+    the positive Δs by it (to zero at most) and leaves the rest."""
+    def e(delta, per_seed=None):
+        return {"delta": delta, "delta_per_seed": per_seed or [delta]}
+    seeded = {"bias": [e(0.02, [0.01, 0.03])], "weight": [e(0.0, [-0.01, 0.01]), e(0.05, [0.04, 0.06])]}
+    assert contrib.entry_noise(seeded) == pytest.approx(np.sqrt(2e-4) / np.sqrt(2))   # every variance 2e-4
+    one_seed = {"bias": [e(0.1)], "weight": [e(-0.01), e(-0.03), e(-0.02), e(0.04)]}
+    assert contrib.entry_noise(one_seed) == pytest.approx(0.02 / 0.6745)   # median |negative Δ| / 0.6745
+    assert contrib.entry_noise({"bias": [e(0.1)], "weight": [e(0.2)]}) == 0.0
+    s = contrib.shrunk(one_seed, 0.05)
+    assert [w["delta"] for w in s["weight"]] == [-0.01, -0.03, -0.02, 0.0]
+    assert s["bias"][0]["delta"] == pytest.approx(0.05) and one_seed["weight"][3]["delta"] == 0.04   # a copy

@@ -171,6 +171,13 @@ def test_a_table_of_another_export_is_named_as_such(kws, tmp_path):
         mp.setattr(tasks, "prepare", lambda *a, **k: task)
         with pytest.raises(SystemExit, match="search.bench: .*other.json: the contribution table .* re-measure"):
             bench.row_space("kws", "dscnn", False, path, "search.bench")
+        same = tmp_path / "same.json"
+        same.write_text(json.dumps({**table, "config": {**table["config"], "tflite_sha256": here}}))
+        _, _, plain = bench.row_space("kws", "dscnn", False, same, "search.bench")
+        _, _, lowered = bench.row_space("kws", "dscnn", False, same, "search.bench", shrink=True)   # --shrink
+    sigma = contrib.entry_noise(table)
+    assert sigma > 0 and plain.weight_gain.keys() == lowered.weight_gain.keys()
+    assert all(lowered.weight_gain[k] == (max(v - sigma, 0.0) if v > 0 else v) for k, v in plain.weight_gain.items())
 
 
 def test_search_run_verify_trains_the_front_and_keeps_the_best_on_validation(tmp_path):
