@@ -185,10 +185,12 @@ def search(r):
     runs = lambda x: x.get("training_seeds", 1)   # noqa: E731 (results before --train-seeds: one run)
     trained = lambda x: f" ({runs(x)} training seeds)" if runs(x) > 1 else ""   # noqa: E731
     every = {runs(x) for x in r["rows"]}
+    shrink = max((x.get("gain_noise_shrink", 0.0) for x in r["rows"]), default=0.0)
     lines = [
         "### Scheme search: NSGA-II vs random search and a single-objective GA (`python -m search.bench`)"
         + (f", every real evaluation the mean of {min(every)} training runs" if len(every) == 1 and min(every) > 1
-           else ""),
+           else "")
+        + (f", gains lowered by their noise (`--shrink`, {100 * shrink:.1f} points)" if shrink else ""),
         "",
         f"`{r['command']}` — commit {r['commit']}, {r['date']}, {r['machine']}",
         "",
@@ -254,7 +256,7 @@ def seed_noise(r):
 TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": methods,
           "contrib-dscnn-kws.json": contrib, "contrib-mcunet-kws.json": contrib,
           "contrib-mcunet-digits.json": contrib, "firmware.json": firmware, "plan_vs_measured.json": plan_vs_measured,
-          "search.json": search, "search_train_seeds.json": search,
+          "search.json": search, "search_train_seeds.json": search, "search_shrink.json": search,
           "seed_noise.json": seed_noise}
 
 
