@@ -12,8 +12,7 @@ alone under the budget) over the genome of search.space, gains from the model's 
 table's noise, search.contrib.shrunk), SRAM from the runtime's planner. The chosen scheme is the one
 of highest predicted gain within the budget; with --verify K, the K best of the final front within
 the budget are trained for real (search.evaluate, through Dask) and the best on the validation split
-wins. Writes --out (odt-scheme/1, what `bake --scheme` reads)
-and a Pareto plot beside it (.png).
+wins. Writes --out (odt-scheme/1, what `bake --scheme` reads) and a Pareto plot beside it (.png).
 """
 import argparse
 import re
