@@ -78,7 +78,7 @@ plan-vs-measured: setup
 	$(PY) -m host_tools.plan_vs_measured
 	$(PY) scripts/readme_results.py
 
-# every training run behind the committed files is cached in results/evaluations (committed too): a fresh
+# the training runs of the bench are cached in results/evaluations (committed, since the --shrink row): a fresh
 # clone whose pre-training reproduces the same int8 models (the cache is keyed by their SHA-256) resumes there
 SEARCH_ROWS = --row kws/dscnn --row kws/mcunet@128,256 --row digits/mcunet@256 --evaluations results/evaluations
 bench-search: setup

@@ -200,7 +200,7 @@ def row_space(dataset, model, quick, table_path, prog, shrink=False):
     mismatch = None if quick else contrib.model_mismatch(table, task.tflite)
     if mismatch:
         sys.exit(f"{prog}: {table_path}: {mismatch}")
-    gains = contrib.shrunk(table, contrib.entry_noise(table)) if shrink else table
+    gains = contrib.shrunk(table) if shrink else table
     return task, table, Space.from_contrib(task.tflite, gains)
 
 

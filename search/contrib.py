@@ -126,10 +126,15 @@ def scheme_key(scheme):
 
 # -- measuring, with a cache on disk -----------------------------------------------------------------
 
+def model_sha256(tflite):
+    """The identity of an int8 model: the SHA-256 of its file (what tables and caches are keyed by)."""
+    return hashlib.sha256(Path(tflite).read_bytes()).hexdigest()
+
+
 def cache_path(work, model, dataset, quick, tflite, cfg):
     """The cache file: named by model, dataset and a hash of everything that changes a measured number."""
     numbers = {"cache": 1, "model": model, "dataset": dataset, "quick": quick,
-               "tflite_sha256": hashlib.sha256(Path(tflite).read_bytes()).hexdigest(),
+               "tflite_sha256": model_sha256(tflite),
                "lr": cfg.lr, "epochs": cfg.epochs, "batch_size": cfg.batch_size, "grad_format": cfg.grad_format,
                "qas": True, "train": cfg.train, "test": cfg.test, "data_seed": 0,
                "measured_on": "validation"}
@@ -295,10 +300,11 @@ def entry_noise(table):
     return float(np.median(negative) / 0.6745) if negative else 0.0
 
 
-def shrunk(table, sigma):
-    """The table with every positive Δ lowered by sigma, to zero at most (a soft threshold): summed over many
-    layers, Δs within the noise add up to a gain the scheme does not have, and a search maximizing the sum
-    collects them (the winner's curse). Negative Δs stay: nothing picks those anyway."""
+def shrunk(table, sigma=None):
+    """The table with every positive Δ lowered by sigma (default: its entry_noise), to zero at most (a soft
+    threshold): summed over many layers, Δs within the noise add up to a gain the scheme does not have, and a
+    search maximizing the sum collects them (the winner's curse). Negative Δs stay: nothing picks those anyway."""
+    sigma = entry_noise(table) if sigma is None else sigma
     lower = lambda e: {**e, "delta": max(e["delta"] - sigma, 0.0)} if e["delta"] > 0 else e   # noqa: E731
     return {**table, "bias": [lower(e) for e in table["bias"]], "weight": [lower(e) for e in table["weight"]]}
 
@@ -307,7 +313,7 @@ def model_mismatch(table, tflite):
     """None when the table was measured on this int8 model (its SHA-256), else a sentence saying it was not:
     the gains are a property of the weights, so a table of another export predicts nothing for this one."""
     measured = table["config"].get("tflite_sha256")
-    here = hashlib.sha256(Path(tflite).read_bytes()).hexdigest()
+    here = model_sha256(tflite)
     if measured is None or measured == here:
         return None
     return (f"the contribution table ({table['model']} on {table['dataset']}) was measured on an int8 model with "

@@ -22,7 +22,7 @@ import numpy as np
 
 from model_prep import scheme as fmt
 from search import tasks
-from search.contrib import Cache, Config, scheme_key
+from search.contrib import Cache, Config, model_sha256, scheme_key
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "build" / "search"
@@ -66,7 +66,7 @@ class Evaluator:
     def __init__(self, task, cfg=Config(), scheduler=None, workers=2, work=WORK):
         self.task, self.cfg = task, cfg
         numbers = {"evaluate": 1, "model": task.model, "dataset": task.dataset, "quick": task.quick,
-                   "tflite_sha256": hashlib.sha256(Path(task.tflite).read_bytes()).hexdigest(),
+                   "tflite_sha256": model_sha256(task.tflite),
                    "lr": cfg.lr, "epochs": cfg.epochs, "batch_size": cfg.batch_size, "grad_format": cfg.grad_format,
                    "train": cfg.train, "test": cfg.test, "data_seed": 0}
         h = hashlib.sha256(json.dumps(numbers, sort_keys=True).encode()).hexdigest()[:10]

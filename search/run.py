@@ -98,7 +98,7 @@ def main(argv=None):
         tflite = args.tflite or task.tflite
         if not Path(tflite).is_file():
             raise ValueError(f"no model at {tflite}")
-        gains = contrib.shrunk(table, contrib.entry_noise(table)) if args.shrink else table
+        gains = contrib.shrunk(table) if args.shrink else table
         space = Space.from_contrib(tflite, gains)
     except (ValueError, KeyError, ModelError, contrib.ContribError) as e:
         sys.exit(f"search.run: {e}")
