@@ -84,8 +84,7 @@ SEARCH_ROWS = --row kws/dscnn --row kws/mcunet@128,256 --row digits/mcunet@256 -
 bench-search: setup
 	$(PY) -m search.bench $(SEARCH_ROWS)
 	$(PY) -m search.bench $(SEARCH_ROWS) --train-seeds 3 --out results/search_train_seeds.json
-	$(PY) -m search.bench --row kws/mcunet@256 --shrink --evaluations results/evaluations \
-		--out results/search_shrink.json
+	$(PY) -m search.bench $(SEARCH_ROWS) --shrink --out results/search_shrink.json
 	$(PY) -m search.seed_noise $(SEARCH_ROWS)
 	$(PY) scripts/readme_results.py
 

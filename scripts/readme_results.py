@@ -185,14 +185,19 @@ def search(r):
     runs = lambda x: x.get("training_seeds", 1)   # noqa: E731 (results before --train-seeds: one run)
     trained = lambda x: f" ({runs(x)} training seeds)" if runs(x) > 1 else ""   # noqa: E731
     every = {runs(x) for x in r["rows"]}
-    shrink = max((x.get("gain_noise_shrink", 0.0) for x in r["rows"]), default=0.0)
+    shrink = {f"{x['model']}/{x['task']}": x["gain_noise_shrink"] for x in r["rows"] if x.get("gain_noise_shrink")}
+    # rows merged from several runs (search.bench --update) each carry their own run record
+    record = lambda x: x.get("run", r)   # noqa: E731
+    runs_of = list({record(x)["command"] + record(x)["commit"]: record(x) for x in r["rows"]}.values())
     lines = [
         "### Scheme search: NSGA-II vs random search and a single-objective GA (`python -m search.bench`)"
         + (f", every real evaluation the mean of {min(every)} training runs" if len(every) == 1 and min(every) > 1
            else "")
-        + (f", gains lowered by their noise (`--shrink`, {100 * shrink:.1f} points)" if shrink else ""),
+        + (", gains lowered by their noise (`--shrink`: "
+           + ", ".join(f"{k} {100 * v:.1f} points" for k, v in shrink.items()) + ")" if shrink else ""),
         "",
-        f"`{r['command']}` — commit {r['commit']}, {r['date']}, {r['machine']}",
+        *[f"`{x['command']}` — commit {x['commit']}, {x['date']}, {x['machine']}" + ("  " if len(runs_of) > 1 else "")
+          for x in runs_of],
         "",
         "Per budget (total SRAM of the training firmware, the runtime's planner): evaluations NSGA-II needs to reach "
         "random search's final hypervolume (same number of evaluations, mean over seeds; 100 % = never) -- random "

@@ -20,9 +20,11 @@ budget). Every real evaluation is one training run (training seed 0), or the mea
 (search.seed_noise measures the spread). Additivity: those validation measurements, measured gain (over
 the classifier alone) against the table's prediction, Pearson correlation. --shrink: every search runs
 on the table's gains lowered by their noise (search.contrib.shrunk; the rows say by how much). Writes
-results/search.json, a PNG (hypervolume curves, Pareto fronts) and a table.
+results/search.json, a PNG (hypervolume curves, Pareto fronts) and a table; --update keeps the file's rows of
+other (model, task, budget), so rows measured in separate runs land in one file (each row records its run).
 """
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -204,6 +206,26 @@ def row_space(dataset, model, quick, table_path, prog, shrink=False):
     return task, table, Space.from_contrib(task.tflite, gains)
 
 
+def merged(old, new, out, quick=False):
+    """The rows of `old` (a result of --out) with those of `new` at the same (model, task, budget) replaced in
+    place, the others appended; exits when the two were run with different settings (shrink, training seeds,
+    --quick)."""
+    if old.get("quick", False) != quick:
+        sys.exit(f"search.bench: --update {out}: {'a' if old.get('quick') else 'not a'} --quick result, this run "
+                 f"{'is' if quick else 'is not'}; write to another --out")
+    key = lambda r: (r["model"], r["task"], r["budget_bytes"])   # noqa: E731
+    setting = lambda r: (r.get("gain_noise_shrink", 0.0) > 0, r.get("training_seeds", 1))   # noqa: E731
+    record = {k: old[k] for k in ("commit", "date", "machine", "command") if k in old}
+    rows = [{"run": record, **r} for r in old["rows"]]
+    clash = {setting(r) for r in rows} - {setting(r) for r in new}
+    if new and clash:
+        s = lambda t: f"{'--shrink, ' if t[0] else ''}{t[1]} training seed(s)"   # noqa: E731
+        sys.exit(f"search.bench: --update {out}: its rows were run with {s(clash.pop())}, this run with "
+                 f"{s(setting(new[0]))}; write to another --out")
+    fresh = {key(r): r for r in new}
+    return [fresh.pop(key(r), r) for r in rows] + [r for r in new if key(r) in fresh]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="kws/dscnn, 128 KiB, 2 seeds, 48 evaluations, 64 samples")
@@ -223,6 +245,8 @@ def main(argv=None):
     ap.add_argument("--evaluations", type=Path, default=WORK, help="the evaluation cache's folder (default "
                     "build/search; `make bench-search`: results/evaluations, committed, so a fresh clone resumes)")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "search.json")
+    ap.add_argument("--update", action="store_true", help="keep the rows of --out that this run does not "
+                    "measure (other model, task or budget); replace those it does")
     args = ap.parse_args(argv)
     if args.train_seeds < 1:
         sys.exit(f"search.bench: --train-seeds {args.train_seeds}: at least 1 training run per evaluation")
@@ -239,7 +263,11 @@ def main(argv=None):
                             args.evals, args.pop, ev, lambda s: print(s, flush=True), args.verify)
         rows += [{**r, "gain_noise_shrink": contrib.entry_noise(table) if args.shrink else 0.0} for r in new]
     command = " ".join(["python -m search.bench"] + (argv if argv is not None else sys.argv[1:]))
-    result = {**run_record(command), "quick": args.quick, "rows": rows}
+    record = run_record(command)
+    rows = [{**r, "run": {k: record[k] for k in ("commit", "date", "machine", "command")}} for r in rows]
+    if args.update and args.out.is_file():
+        rows = merged(json.loads(args.out.read_text()), rows, args.out, args.quick)
+    result = {**record, "quick": args.quick, "rows": rows}
     write_result(result, args.out, plot, rows)
 
 

@@ -262,6 +262,23 @@ def test_quick_benchmark_writes_the_comparison(tmp_path):
     assert row["ga_minus"]["random"]["mean"] == pytest.approx(row["best_acc"]["ga"] - row["best_acc"]["random"])
     assert len(row["hv"]["ga_mean"]) == len(row["hv_evals"]) == row["evals"] // 12
     assert row["sram_bytes"]["ga"] <= 128 * 1024 and row["additivity"]["n"] >= 2
+    assert row["run"] == {k: d[k] for k in ("commit", "date", "machine", "command")}
+
+
+def test_bench_update_replaces_its_rows_and_keeps_the_others():
+    from search.bench import merged
+    row = lambda budget, **kw: {"model": "mcunet", "task": "kws", "budget_bytes": budget * 1024, **kw}   # noqa: E731
+    old = {"commit": "aaa", "date": "d0", "machine": "m", "command": "python -m search.bench --row kws/mcunet",
+           "rows": [row(64, v=0), row(128, v=0)]}
+    run = {"commit": "bbb", "date": "d1", "machine": "m", "command": "python -m search.bench --row kws/mcunet@128,256"}
+    rows = merged(old, [row(256, v=1, run=run), row(128, v=1, run=run)], "x.json")
+    assert [(r["budget_bytes"] // 1024, r["v"], r["run"]["commit"]) for r in rows] == [
+        (64, 0, "aaa"), (128, 1, "bbb"), (256, 1, "bbb")]   # the old row keeps the record of the run behind it
+    for new, quick, says in (([row(128, training_seeds=3)], False, "1 training seed.* this run with 3"),
+                             ([row(128, gain_noise_shrink=0.013)], False, "this run with --shrink"),
+                             ([row(128)], True, "not a --quick result")):
+        with pytest.raises(SystemExit, match=f"search.bench: --update x.json: .*{says}"):
+            merged(old, new, "x.json", quick)
 
 
 def test_bench_rows_name_their_budgets():
