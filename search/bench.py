@@ -64,11 +64,11 @@ def hv_curve(archive, norm, budget, every):
 
 
 def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, log, verify=4):
+    """Yields the row of each budget as it is finished."""
     norm = normalizer(space, table)
     sim = space.sim
     data = tasks.device_data(task, evaluator.cfg.train, evaluator.cfg.test, seed=0)
     potentials = baselines.fisher_potentials(sim, data.q_train[:32], data.y_train[:32])
-    out = []
     for budget in budgets:
         if not space.fits(budget):
             log(f"{label}: budget {budget // 1024} KiB below the classifier alone; skipped")
@@ -133,7 +133,6 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
                | {"tinytrain": plan_of(tiny), "paper_rule": plan_of(rule)},
                "schemes": {m: space.describe(verified[m][0]) for m in verified},
                "additivity": {"n": len(xs), "pearson": corr, "predicted": predicted, "measured": gains}}
-        out.append(row)
         pct = lambda v: "—" if v is None else f"{100 * v:.1f}"   # noqa: E731
         log(f"{label:28s} {budget // 1024:4d} KiB  GA reaches random's final HV at "
             f"{100 * row['ga_evals_to_random_final_hv_fraction']:5.1f} % of the evaluations; test accuracy GA "
@@ -142,7 +141,7 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
             f"TinyTrain {pct(best['tinytrain'])} "
             f"rule {pct(best['paper_rule'])}; additivity r = {'—' if corr is None else round(corr, 2)} "
             f"({time.time() - t0:.0f} s)")
-    return out
+        yield row
 
 
 def plot(rows, path):
@@ -206,24 +205,25 @@ def row_space(dataset, model, quick, table_path, prog, shrink=False):
     return task, table, Space.from_contrib(task.tflite, gains)
 
 
-def merged(old, new, out, quick=False):
+def update_clash(old, shrink, training_seeds, quick):
+    """Why rows of this run cannot join `old` (a result of --out), or None: other settings, other rows."""
+    noun = lambda q, sh, n: f"{'--quick, ' if q else ''}{'--shrink, ' if sh else ''}{n} training seed(s)"   # noqa: E731
+    ours = (quick, shrink, training_seeds)
+    for r in old["rows"]:
+        theirs = (old.get("quick", False), r.get("gain_noise_shrink", 0.0) > 0, r.get("training_seeds", 1))
+        if theirs != ours:
+            return f"its rows were run with {noun(*theirs)}, this run with {noun(*ours)}; write to another --out"
+    return None
+
+
+def merged(old, new):
     """The rows of `old` (a result of --out) with those of `new` at the same (model, task, budget) replaced in
-    place, the others appended; exits when the two were run with different settings (shrink, training seeds,
-    --quick)."""
-    if old.get("quick", False) != quick:
-        sys.exit(f"search.bench: --update {out}: {'a' if old.get('quick') else 'not a'} --quick result, this run "
-                 f"{'is' if quick else 'is not'}; write to another --out")
+    place, the others appended; old rows keep the record of the run behind them."""
     key = lambda r: (r["model"], r["task"], r["budget_bytes"])   # noqa: E731
-    setting = lambda r: (r.get("gain_noise_shrink", 0.0) > 0, r.get("training_seeds", 1))   # noqa: E731
     record = {k: old[k] for k in ("commit", "date", "machine", "command") if k in old}
-    rows = [{"run": record, **r} for r in old["rows"]]
-    clash = {setting(r) for r in rows} - {setting(r) for r in new}
-    if new and clash:
-        s = lambda t: f"{'--shrink, ' if t[0] else ''}{t[1]} training seed(s)"   # noqa: E731
-        sys.exit(f"search.bench: --update {out}: its rows were run with {s(clash.pop())}, this run with "
-                 f"{s(setting(new[0]))}; write to another --out")
     fresh = {key(r): r for r in new}
-    return [fresh.pop(key(r), r) for r in rows] + [r for r in new if key(r) in fresh]
+    rows = [fresh.pop(key(r), {"run": record, **r}) for r in old["rows"]]
+    return rows + [r for r in new if key(r) in fresh]
 
 
 def main(argv=None):
@@ -253,22 +253,29 @@ def main(argv=None):
     if args.quick:
         args.seeds, args.evals, args.pop, args.verify = 2, 48, 12, 2
     wanted = wanted_rows(args.row, args.quick)
+    command = " ".join(["python -m search.bench"] + (argv if argv is not None else sys.argv[1:]))
+    def old():   # read again at every write: a run beside this one may have written its rows meanwhile
+        return json.loads(args.out.read_text()) if args.update and args.out.is_file() else {"rows": []}
+    clash = update_clash(old(), args.shrink, args.train_seeds, args.quick)
+    if clash:
+        sys.exit(f"search.bench: --update {args.out}: {clash}")
     rows = []
     for dataset, model, budgets in wanted:
         path = args.contrib if args.contrib and len(wanted) == 1 else ROWS.get((dataset, model))
         task, table, space = row_space(dataset, model, args.quick, path, "search.bench", args.shrink)
         cfg = evaluation_config(task, table, args.train_seeds)
+        noise = contrib.entry_noise(table) if args.shrink else 0.0
         with Evaluator(task, cfg, args.scheduler, args.workers, args.evaluations) as ev:
-            new = row_bench(f"{dataset}/{model}", space, table, task, budgets, list(range(args.seeds)),
-                            args.evals, args.pop, ev, lambda s: print(s, flush=True), args.verify)
-        rows += [{**r, "gain_noise_shrink": contrib.entry_noise(table) if args.shrink else 0.0} for r in new]
-    command = " ".join(["python -m search.bench"] + (argv if argv is not None else sys.argv[1:]))
-    record = run_record(command)
-    rows = [{**r, "run": {k: record[k] for k in ("commit", "date", "machine", "command")}} for r in rows]
-    if args.update and args.out.is_file():
-        rows = merged(json.loads(args.out.read_text()), rows, args.out, args.quick)
-    result = {**record, "quick": args.quick, "rows": rows}
-    write_result(result, args.out, plot, rows)
+            for row in row_bench(f"{dataset}/{model}", space, table, task, budgets, list(range(args.seeds)),
+                                 args.evals, args.pop, ev, lambda s: print(s, flush=True), args.verify):
+                # written after every budget: an interrupted bench keeps the budgets it finished
+                record = run_record(command)
+                rows.append({**row, "gain_noise_shrink": noise,
+                             "run": {k: record[k] for k in ("commit", "date", "machine", "command")}})
+                result = {**record, "quick": args.quick, "rows": merged(old(), rows)}
+                write_result(result, args.out, plot, result["rows"])
+    if not rows:   # every budget below the classifier alone
+        write_result({**run_record(command), "quick": args.quick, "rows": merged(old(), [])}, args.out, plot, [])
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The scheme search: genome, planner memory, NSGA-II with its repair, random search, Dask evaluations, CLIs."""
 import json
+import re
 import subprocess
 
 import numpy as np
@@ -265,20 +266,25 @@ def test_quick_benchmark_writes_the_comparison(tmp_path):
     assert row["run"] == {k: d[k] for k in ("commit", "date", "machine", "command")}
 
 
-def test_bench_update_replaces_its_rows_and_keeps_the_others():
-    from search.bench import merged
+def test_bench_update_replaces_its_rows_and_keeps_the_others(tmp_path):
+    from search.bench import merged, update_clash
     row = lambda budget, **kw: {"model": "mcunet", "task": "kws", "budget_bytes": budget * 1024, **kw}   # noqa: E731
     old = {"commit": "aaa", "date": "d0", "machine": "m", "command": "python -m search.bench --row kws/mcunet",
            "rows": [row(64, v=0), row(128, v=0)]}
     run = {"commit": "bbb", "date": "d1", "machine": "m", "command": "python -m search.bench --row kws/mcunet@128,256"}
-    rows = merged(old, [row(256, v=1, run=run), row(128, v=1, run=run)], "x.json")
+    rows = merged(old, [row(256, v=1, run=run), row(128, v=1, run=run)])
     assert [(r["budget_bytes"] // 1024, r["v"], r["run"]["commit"]) for r in rows] == [
         (64, 0, "aaa"), (128, 1, "bbb"), (256, 1, "bbb")]   # the old row keeps the record of the run behind it
-    for new, quick, says in (([row(128, training_seeds=3)], False, "1 training seed.* this run with 3"),
-                             ([row(128, gain_noise_shrink=0.013)], False, "this run with --shrink"),
-                             ([row(128)], True, "not a --quick result")):
-        with pytest.raises(SystemExit, match=f"search.bench: --update x.json: .*{says}"):
-            merged(old, new, "x.json", quick)
+    assert update_clash(old, False, 1, False) is None and update_clash({"rows": []}, True, 3, True) is None
+    for args, says in (((False, 3, False), "1 training seed.* this run with 3"), ((True, 1, False), "with --shrink"),
+                       ((False, 1, True), "this run with --quick")):
+        assert re.search(f"its rows were run with .*{says}", update_clash(old, *args))
+    out = tmp_path / "shrunk.json"   # the command refuses before it searches anything
+    out.write_text(json.dumps({**old, "rows": [row(64, gain_noise_shrink=0.013)]}))
+    bad = subprocess.run([PY, "-m", "search.bench", "--quick", "--update", "--out", out], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and bad.stderr.startswith(f"search.bench: --update {out}: its rows were run with")
+    assert len(bad.stderr.strip().splitlines()) == 1
 
 
 def test_bench_rows_name_their_budgets():
