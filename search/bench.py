@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from pymoo.indicators.hv import HV
 
-from model_prep.provenance import run_record, write_result
+from model_prep.provenance import git_commit, run_record, write_result
 from model_prep.training_plan import TrainingPlan
 from search import baselines, contrib, tasks
 from search.evaluate import WORK, Evaluator, evaluation_config
@@ -254,6 +254,7 @@ def main(argv=None):
         args.seeds, args.evals, args.pop, args.verify = 2, 48, 12, 2
     wanted = wanted_rows(args.row, args.quick)
     command = " ".join(["python -m search.bench"] + (argv if argv is not None else sys.argv[1:]))
+    commit = git_commit()   # the code that runs is the checkout's at the start, whatever is committed meanwhile
     def old():   # read again at every write: a run beside this one may have written its rows meanwhile
         return json.loads(args.out.read_text()) if args.update and args.out.is_file() else {"rows": []}
     clash = update_clash(old(), args.shrink, args.train_seeds, args.quick)
@@ -269,13 +270,14 @@ def main(argv=None):
             for row in row_bench(f"{dataset}/{model}", space, table, task, budgets, list(range(args.seeds)),
                                  args.evals, args.pop, ev, lambda s: print(s, flush=True), args.verify):
                 # written after every budget: an interrupted bench keeps the budgets it finished
-                record = run_record(command)
+                record = {**run_record(command), "commit": commit}
                 rows.append({**row, "gain_noise_shrink": noise,
                              "run": {k: record[k] for k in ("commit", "date", "machine", "command")}})
                 result = {**record, "quick": args.quick, "rows": merged(old(), rows)}
                 write_result(result, args.out, plot, result["rows"])
     if not rows:   # every budget below the classifier alone
-        write_result({**run_record(command), "quick": args.quick, "rows": merged(old(), [])}, args.out, plot, [])
+        write_result({**run_record(command), "commit": commit, "quick": args.quick, "rows": merged(old(), [])},
+                     args.out, plot, [])
 
 
 if __name__ == "__main__":
