@@ -256,7 +256,15 @@ def main(argv=None):
     command = " ".join(["python -m search.bench"] + (argv if argv is not None else sys.argv[1:]))
     commit = git_commit()   # the code that runs is the checkout's at the start, whatever is committed meanwhile
     def old():   # read again at every write: a run beside this one may have written its rows meanwhile
-        return json.loads(args.out.read_text()) if args.update and args.out.is_file() else {"rows": []}
+        if not (args.update and args.out.is_file()):
+            return {"rows": []}
+        try:
+            result = json.loads(args.out.read_text())
+            if isinstance(result.get("rows"), list):
+                return result
+        except (ValueError, AttributeError):
+            pass
+        sys.exit(f"search.bench: --update {args.out}: not a search.bench result (JSON with a \"rows\" list)")
     clash = update_clash(old(), args.shrink, args.train_seeds, args.quick)
     if clash:
         sys.exit(f"search.bench: --update {args.out}: {clash}")

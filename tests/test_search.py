@@ -285,6 +285,11 @@ def test_bench_update_replaces_its_rows_and_keeps_the_others(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and bad.stderr.startswith(f"search.bench: --update {out}: its rows were run with")
     assert len(bad.stderr.strip().splitlines()) == 1
+    out.write_text("[1, 2]")
+    bad = subprocess.run([PY, "-m", "search.bench", "--quick", "--update", "--out", out], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and bad.stderr == f"search.bench: --update {out}: not a search.bench result " \
+        '(JSON with a "rows" list)\n'
 
 
 def test_bench_rows_name_their_budgets():
