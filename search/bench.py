@@ -278,9 +278,8 @@ def main(argv=None):
             for row in row_bench(f"{dataset}/{model}", space, table, task, budgets, list(range(args.seeds)),
                                  args.evals, args.pop, ev, lambda s: print(s, flush=True), args.verify):
                 # written after every budget: an interrupted bench keeps the budgets it finished
-                record = {**run_record(command), "commit": commit}
-                rows.append({**row, "gain_noise_shrink": noise,
-                             "run": {k: record[k] for k in ("commit", "date", "machine", "command")}})
+                record = {**run_record(command), "commit": commit}   # {"commit", "date", "machine", "command"}
+                rows.append({**row, "gain_noise_shrink": noise, "run": record})
                 result = {**record, "quick": args.quick, "rows": merged(old(), rows)}
                 write_result(result, args.out, plot, result["rows"])
     if not rows:   # every budget below the classifier alone
