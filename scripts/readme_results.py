@@ -225,7 +225,29 @@ def search(r):
                      f"| {pct(b.get('single_ga'))}{pp(x, 'single_ga')} | {paired(x, 'single_ga')} "
                      f"| {pct(b['tinytrain'])} | {pct(b['paper_rule'])} | {x.get('test_samples', '—')} "
                      f"| {'—' if a is None else f'{a:.2f}'} |")
-    return "\n".join(lines + ["", f"![search](results/{Path(r['file']).with_suffix('.png')})"])
+    plot = f"![search](results/{Path(r['file']).with_suffix('.png')})"
+    return "\n".join(lines + val_test_table(r["rows"]) + ["", plot])
+
+
+def val_test_table(rows):
+    """Each method's pick on the validation and the test split, for the rows that measured both."""
+    rows = [x for x in rows if "val_acc" in x]
+    if not rows:
+        return []
+    pct = lambda v: "—" if v is None else f"{100 * v:.1f}"   # noqa: E731
+    methods = (("ga", "NSGA-II"), ("random", "random (uniform)"), ("random_sparse", "random (GA's sampler)"),
+               ("single_ga", "single-objective GA"), ("tinytrain", "TinyTrain"), ("paper_rule", "paper rule"))
+    lines = ["", "Validation / test accuracy (%) of each method's pick: a search's pick is the best of its verified "
+             "schemes on validation, so its validation figure is optimistic; TinyTrain's and the rule's are not "
+             "chosen on it. r: Pearson correlation of validation and test accuracy over the distinct schemes picked.",
+             "", "| model | task | budget | " + " | ".join(name for _, name in methods) + " | r (schemes) |",
+             "|---|---|---|" + "---|" * (len(methods) + 1)]
+    for x in rows:
+        v, t, r = x["val_acc"], x["best_acc"], x["val_test"]["pearson"]
+        lines.append(f"| {x['model']} | {x['task']} | {x['budget_bytes'] // 1024} KiB | "
+                     + " | ".join(f"{pct(v.get(m))} / {pct(t.get(m))}" for m, _ in methods)
+                     + f" | {'—' if r is None else f'{r:.2f}'} ({x['val_test']['n']}) |")
+    return lines
 
 
 def seed_noise(r):

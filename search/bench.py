@@ -18,8 +18,11 @@ budget (the pick by predicted gain alone is reported beside it), TinyTrain's gre
 Lin et al.'s rule under the same planner budget (the rule's SRAM is fixed: None when over the
 budget). Every real evaluation is one training run (training seed 0), or the mean of --train-seeds runs
 (search.seed_noise measures the spread). Additivity: those validation measurements, measured gain (over
-the classifier alone) against the table's prediction, Pearson correlation. --shrink: every search runs
-on the table's gains lowered by their noise (search.contrib.shrunk; the rows say by how much). Writes
+the classifier alone) against the table's prediction, Pearson correlation. Every method's pick is also
+trained on the validation split (val_acc: a search's is the best of its verified schemes there, so
+optimistic) and val_test says how far validation and test rank the picks alike (Pearson r over the
+distinct schemes). --shrink: every search runs on the table's gains lowered by their noise
+(search.contrib.shrunk; the rows say by how much). Writes
 results/search.json, a PNG (hypervolume curves, Pareto fronts) and a table; --update keeps the file's rows of
 other (model, task, budget), so rows measured in separate runs land in one file (each row records its run).
 """
@@ -114,6 +117,17 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
         best["tinytrain"] = acc["tinytrain"]
         best["paper_rule"] = acc["paper_rule"] if plan_of(rule) <= budget else None
         predicted_best = {m: float(np.mean([acc[f"{m}-predicted:{s}"] for s in seeds])) for m in picks}
+        # every pick on the validation split too (a search's pick is the best of its verified schemes there, so
+        # its figure is optimistic; TinyTrain's and the rule's are not chosen on it), and how far the two splits
+        # rank the picks alike: Pearson r of validation against test over the distinct schemes
+        within = [tiny] + ([rule] if best["paper_rule"] is not None else [])
+        fixed = dict(zip(("tinytrain", "paper_rule"), evaluator.accuracy(within, split="val")))
+        val_per_seed = {m: [val[tuple(x)] for x in verified[m]] for m in verified}
+        both = {contrib.scheme_key(schemes[f"{m}:{s}"]): (val_per_seed[m][i], acc[f"{m}:{s}"])
+                for m in verified for i, s in enumerate(seeds)}
+        both |= {contrib.scheme_key(schemes[m]): (fixed[m], acc[m]) for m in fixed}
+        v, t = np.array(list(both.values())).T
+        val_test_r = float(np.corrcoef(v, t)[0, 1]) if len(v) > 2 and v.std() > 0 and t.std() > 0 else None
         # additivity: predicted vs measured gain (over the classifier alone, validation, as the table)
         predicted = [space.gain(x) for x in xs]
         gains = [val[tuple(x)] - val[tuple(classifier_only)] for x in xs]
@@ -124,6 +138,9 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
                "best_acc": best, "best_acc_per_seed": per_seed, "ga_minus": paired,
                "test_samples": len(data.y_test), "training_seeds": evaluator.cfg.seeds,
                "best_acc_predicted_pick": predicted_best, "verified_per_seed": verify,
+               "val_acc": {m: float(np.mean(v)) for m, v in val_per_seed.items()}
+               | {"tinytrain": fixed["tinytrain"], "paper_rule": fixed.get("paper_rule")},
+               "val_acc_per_seed": val_per_seed, "val_test": {"n": len(both), "pearson": val_test_r},
                "hv_evals": list(range(pop, evals + 1, pop)),
                "hv": {f"{m}_{stat}": getattr(np.asarray(curves[m]), stat)(0).tolist()
                       for m in methods for stat in ("mean", "std")},
@@ -139,7 +156,10 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
             f"{pct(best['ga'])} random {pct(best['random'])} / {pct(best['random_sparse'])} "
             f"single-objective GA {pct(best['single_ga'])} "
             f"TinyTrain {pct(best['tinytrain'])} "
-            f"rule {pct(best['paper_rule'])}; additivity r = {'—' if corr is None else round(corr, 2)} "
+            f"rule {pct(best['paper_rule'])} (validation GA {pct(row['val_acc']['ga'])} random "
+            f"{pct(row['val_acc']['random'])} TinyTrain {pct(row['val_acc']['tinytrain'])}, validation-test r = "
+            f"{'—' if val_test_r is None else round(val_test_r, 2)}); "
+            f"additivity r = {'—' if corr is None else round(corr, 2)} "
             f"({time.time() - t0:.0f} s)")
         yield row
 

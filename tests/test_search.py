@@ -263,6 +263,10 @@ def test_quick_benchmark_writes_the_comparison(tmp_path):
     assert row["ga_minus"]["random"]["mean"] == pytest.approx(row["best_acc"]["ga"] - row["best_acc"]["random"])
     assert len(row["hv"]["ga_mean"]) == len(row["hv_evals"]) == row["evals"] // 12
     assert row["sram_bytes"]["ga"] <= 128 * 1024 and row["additivity"]["n"] >= 2
+    # every pick on validation too: a search's is the best of its verified schemes there
+    assert set(row["val_acc"]) == set(row["best_acc"]) and all(len(v) == 2 for v in row["val_acc_per_seed"].values())
+    assert row["val_acc"]["ga"] == pytest.approx(sum(row["val_acc_per_seed"]["ga"]) / 2)
+    assert 0 <= row["val_acc"]["tinytrain"] <= 1 and 2 <= row["val_test"]["n"] <= 4 * 2 + 2
     assert row["run"] == {k: d[k] for k in ("commit", "date", "machine", "command")}
 
 
