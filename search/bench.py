@@ -61,6 +61,11 @@ def normalizer(space, table):
     return lambda F, budget: np.column_stack([1 + F[:, 0] / top, F[:, 1] / budget, F[:, 2] / full])
 
 
+def correlation(a, b):
+    """Pearson r of two sequences; None where it is undefined (fewer than three pairs, or one side constant)."""
+    return float(np.corrcoef(a, b)[0, 1]) if len(a) > 2 and np.std(a) > 0 and np.std(b) > 0 else None
+
+
 def hv_curve(archive, norm, budget, every):
     hv, F = HV(ref_point=np.ones(3)), norm(np.asarray(archive.f), budget)
     return [float(hv(F[:n])) for n in range(every, len(F) + 1, every)]
@@ -93,16 +98,20 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
                 target = curves[name][-1][-1]
                 reach = next((i for i, h in enumerate(curves["ga"][-1]) if h >= target - 1e-12), None)
                 fractions[name].append(1.0 if reach is None else (reach + 1) * pop / evals)
-        # the top of each final front trained for real on the validation split; the best there is the pick
-        classifier_only = space.classifier_only
-        pool = {tuple(x): x for m in cands for c in cands[m] for x in c} | {tuple(classifier_only): classifier_only}
-        xs = list(pool.values())
-        val = dict(zip(pool, evaluator.accuracy([space.scheme(x) for x in xs], split="val")))
-        verified = {m: [max(c, key=lambda x: val[tuple(x)]) for c in cands[m]] for m in cands}
         plan_of = lambda s: TrainingPlan(sim, s).sram_bytes()   # noqa: E731
         tiny = baselines.tinytrain(sim, data.q_train[:32], data.y_train[:32], budget, model=space.model,
                                    potentials=potentials, memory_of=plan_of)
         rule = baselines.paper_rule(sim.graph, space.model)
+        rule_fits = plan_of(rule) <= budget
+        # the top of each final front trained for real on the validation split; the best there is the pick.
+        # TinyTrain's and the rule's schemes in the same batch: not chosen on validation, only reported there
+        classifier_only = space.classifier_only
+        pool = {tuple(x): x for m in cands for c in cands[m] for x in c} | {tuple(classifier_only): classifier_only}
+        xs = list(pool.values())
+        fixed = {"tinytrain": tiny} | ({"paper_rule": rule} if rule_fits else {})
+        got = evaluator.accuracy([space.scheme(x) for x in xs] + list(fixed.values()), split="val")
+        val, fixed = dict(zip(pool, got)), dict(zip(fixed, got[len(xs):]))
+        verified = {m: [max(c, key=lambda x: val[tuple(x)]) for c in cands[m]] for m in cands}
         schemes = {f"{m}:{s}": space.scheme(x) for m in verified for s, x in zip(seeds, verified[m])}
         schemes |= {f"{m}-predicted:{s}": space.scheme(x) for m in picks for s, x in zip(seeds, picks[m])}
         schemes["tinytrain"], schemes["paper_rule"] = tiny, rule
@@ -115,23 +124,19 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
         paired = {m: {"mean": float(d.mean()), "sem": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else None}
                   for m, d in diff.items()}
         best["tinytrain"] = acc["tinytrain"]
-        best["paper_rule"] = acc["paper_rule"] if plan_of(rule) <= budget else None
+        best["paper_rule"] = acc["paper_rule"] if rule_fits else None
         predicted_best = {m: float(np.mean([acc[f"{m}-predicted:{s}"] for s in seeds])) for m in picks}
-        # every pick on the validation split too (a search's pick is the best of its verified schemes there, so
-        # its figure is optimistic; TinyTrain's and the rule's are not chosen on it), and how far the two splits
-        # rank the picks alike: Pearson r of validation against test over the distinct schemes
-        within = [tiny] + ([rule] if best["paper_rule"] is not None else [])
-        fixed = dict(zip(("tinytrain", "paper_rule"), evaluator.accuracy(within, split="val")))
+        # every pick on validation too (a search's is the best of its verified schemes there, so its figure is
+        # optimistic), and how far the two splits rank the picks alike: r over the distinct schemes
         val_per_seed = {m: [val[tuple(x)] for x in verified[m]] for m in verified}
         both = {contrib.scheme_key(schemes[f"{m}:{s}"]): (val_per_seed[m][i], acc[f"{m}:{s}"])
                 for m in verified for i, s in enumerate(seeds)}
         both |= {contrib.scheme_key(schemes[m]): (fixed[m], acc[m]) for m in fixed}
-        v, t = np.array(list(both.values())).T
-        val_test_r = float(np.corrcoef(v, t)[0, 1]) if len(v) > 2 and v.std() > 0 and t.std() > 0 else None
+        val_test_r = correlation(*zip(*both.values()))
         # additivity: predicted vs measured gain (over the classifier alone, validation, as the table)
         predicted = [space.gain(x) for x in xs]
         gains = [val[tuple(x)] - val[tuple(classifier_only)] for x in xs]
-        corr = float(np.corrcoef(predicted, gains)[0, 1]) if len(xs) > 2 and np.std(gains) > 0 else None
+        corr = correlation(predicted, gains)
         row = {"model": space.model, "task": task.dataset, "budget_bytes": budget, "seeds": len(seeds),
                "evals": evals, "ga_evals_to_random_final_hv_fraction": float(np.mean(fractions["random"])),
                "ga_evals_to_random_sparse_final_hv_fraction": float(np.mean(fractions["random_sparse"])),

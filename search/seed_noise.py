@@ -22,15 +22,11 @@ import numpy as np
 
 from model_prep.provenance import run_record, write_result
 from search import tasks
-from search.bench import ROWS, row_space, wanted_rows
+from search.bench import ROWS, correlation, row_space, wanted_rows
 from search.evaluate import WORK, Evaluator, evaluation_config
 from search.ga import nsga2, random_search
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def correlation(a, b):
-    return float(np.corrcoef(a, b)[0, 1]) if len(a) > 2 and np.std(a) > 0 and np.std(b) > 0 else None
 
 
 def row_noise(space, budgets, seeds, evals, pop, verify, evaluator):
