@@ -226,7 +226,25 @@ def search(r):
                      f"| {pct(b['tinytrain'])} | {pct(b['paper_rule'])} | {x.get('test_samples', '—')} "
                      f"| {'—' if a is None else f'{a:.2f}'} |")
     plot = f"![search](results/{Path(r['file']).with_suffix('.png')})"
-    return "\n".join(lines + val_test_table(r["rows"]) + ["", plot])
+    return "\n".join(lines + pooled_lines(r["rows"]) + val_test_table(r["rows"]) + ["", plot])
+
+
+def pooled_lines(rows):
+    """NSGA-II minus each other search over every row of the table (search.bench.pooled: a non-inferiority reading
+    of "at least as accurate")."""
+    import sys
+    sys.path.insert(0, str(ROOT))
+    from search.bench import pooled
+    names = {"random": "uniform random search", "random_sparse": "random search with the GA's sampler",
+             "single_ga": "the single-objective GA"}
+    found = [p for p in (pooled(rows, m) for m in names) if p]
+    if not found:
+        return []
+    return ["", "Over every row of this table (each row's paired mean over seeds is one unit; mean ± s.e. of the "
+            "rows, one-sided 95 % lower bound by Student's t): NSGA-II minus "
+            + "; minus ".join(f"{names[p['other']]} {100 * p['mean']:+.1f} ± {100 * p['sem']:.1f} points (lower bound "
+                              f"{100 * p['lower_bound']:+.1f}; at least as accurate on {p['rows_at_least_as_accurate']}"
+                              f" of {p['rows']} rows)" for p in found) + "."]
 
 
 def val_test_table(rows):

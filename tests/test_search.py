@@ -268,6 +268,7 @@ def test_quick_benchmark_writes_the_comparison(tmp_path):
     assert row["val_acc"]["ga"] == pytest.approx(sum(row["val_acc_per_seed"]["ga"]) / 2)
     assert 0 <= row["val_acc"]["tinytrain"] <= 1 and 2 <= row["val_test"]["n"] <= 4 * 2 + 2
     assert row["run"] == {k: d[k] for k in ("commit", "date", "machine", "command")}
+    assert d["pooled"] == {"random": None, "random_sparse": None, "single_ga": None}   # one row: nothing to pool
 
 
 def test_bench_update_replaces_its_rows_and_keeps_the_others(tmp_path):
@@ -294,6 +295,20 @@ def test_bench_update_replaces_its_rows_and_keeps_the_others(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and bad.stderr == f"search.bench: --update {out}: not a search.bench result " \
         '(JSON with a "rows" list)\n'
+
+
+def test_pooled_difference_takes_each_row_as_one_unit():
+    from scipy.stats import t
+    from search.bench import pooled
+    row = lambda ga, rnd: {"best_acc_per_seed": {"ga": ga, "random": rnd}}   # noqa: E731
+    rows = [row([0.8, 0.7], [0.7, 0.7]), row([0.5, 0.5, 0.5], [0.6, 0.5, 0.4]), row([0.6], [0.64])]
+    p = pooled(rows)
+    means = [0.05, 0.0, -0.04]   # each row's paired mean, whatever its number of seeds
+    sem = (sum((m - 0.01 / 3) ** 2 for m in means) / 2) ** 0.5 / 3 ** 0.5
+    assert p["rows"] == 3 and p["rows_at_least_as_accurate"] == 2
+    assert p["mean"] == pytest.approx(0.01 / 3) and p["sem"] == pytest.approx(sem)
+    assert p["lower_bound"] == pytest.approx(0.01 / 3 - t.ppf(0.95, 2) * sem)
+    assert pooled(rows[:1]) is None and pooled(rows, "single_ga") is None   # fewer than two rows ran both
 
 
 def test_bench_rows_name_their_budgets():
