@@ -18,7 +18,8 @@ budget (the pick by predicted gain alone is reported beside it), TinyTrain's gre
 Lin et al.'s rule under the same planner budget (the rule's SRAM is fixed: None when over the
 budget). Every real evaluation is one training run (training seed 0), or the mean of --train-seeds runs
 (search.seed_noise measures the spread). Additivity: those validation measurements, measured gain (over
-the classifier alone) against the table's prediction, Pearson correlation. Every method's pick is also
+the classifier alone) against the table's prediction, Pearson correlation (with the genomes, so a
+better gain model can be fitted and tested on them later). Every method's pick is also
 trained on the validation split (val_acc: a search's is the best of its verified schemes there, so
 optimistic) and val_test says how far validation and test rank the picks alike (Pearson r over the
 distinct schemes). Over every row of the file, NSGA-II minus each other search (pooled: each row's
@@ -173,7 +174,8 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
                "sram_bytes": {m: float(np.mean([space.sram(x) for x in verified[m]])) for m in verified}
                | {"tinytrain": plan_of(tiny), "paper_rule": plan_of(rule)},
                "schemes": {m: space.describe(verified[m][0]) for m in verified},
-               "additivity": {"n": len(xs), "pearson": corr, "predicted": predicted, "measured": gains}}
+               "additivity": {"n": len(xs), "pearson": corr, "predicted": predicted, "measured": gains,
+                              "genes": space.gene_names, "genomes": [[int(v) for v in x] for x in xs]}}
         pct = lambda v: "—" if v is None else f"{100 * v:.1f}"   # noqa: E731
         log(f"{label:28s} {budget // 1024:4d} KiB  GA reaches random's final HV at "
             f"{100 * row['ga_evals_to_random_final_hv_fraction']:5.1f} % of the evaluations; test accuracy GA "

@@ -71,6 +71,11 @@ class Space:
         return 1 + len(self.layers) + (len(self.selects) > 1)
 
     @property
+    def gene_names(self):
+        """What each gene of the genome sets: "biases", each candidate layer's name, and "select" when present."""
+        return ["biases"] + list(self.layers) + (["select"] if len(self.selects) > 1 else [])
+
+    @property
     def upper(self):
         select = [len(self.selects) - 1] if len(self.selects) > 1 else []
         return np.array([len(self.ks) - 1] + [len(self.options[n]) - 1 for n in self.layers] + select)

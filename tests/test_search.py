@@ -263,6 +263,9 @@ def test_quick_benchmark_writes_the_comparison(tmp_path):
     assert row["ga_minus"]["random"]["mean"] == pytest.approx(row["best_acc"]["ga"] - row["best_acc"]["random"])
     assert len(row["hv"]["ga_mean"]) == len(row["hv_evals"]) == row["evals"] // 12
     assert row["sram_bytes"]["ga"] <= 128 * 1024 and row["additivity"]["n"] >= 2
+    a = row["additivity"]   # the measured schemes' genomes travel with their gains
+    assert len(a["genomes"]) == len(a["measured"]) == a["n"] and a["genes"][0] == "biases"
+    assert all(len(g) == len(a["genes"]) for g in a["genomes"])
     # every pick on validation too: a search's is the best of its verified schemes there
     assert set(row["val_acc"]) == set(row["best_acc"]) and all(len(v) == 2 for v in row["val_acc_per_seed"].values())
     assert row["val_acc"]["ga"] == pytest.approx(sum(row["val_acc_per_seed"]["ga"]) / 2)
