@@ -329,11 +329,12 @@ def main(argv=None):
                 result = {**record, "quick": args.quick, "rows": merged(old(), rows)}
                 result["pooled"] = {m: pooled(result["rows"], m) for m in ("random", "random_sparse", "single_ga")}
                 write_result(result, args.out, plot, result["rows"])
-    summary = pooled(merged(old(), rows)) if rows else None
-    if summary:
-        print(f"NSGA-II minus uniform random search over {summary['rows']} rows: {100 * summary['mean']:+.1f} +- "
-              f"{100 * summary['sem']:.1f} points (one-sided {100 * summary['level']:.0f} % lower bound "
-              f"{100 * summary['lower_bound']:+.1f}); at least as accurate on {summary['rows_at_least_as_accurate']}")
+    p = pooled(merged(old(), rows)) if rows else None
+    if p:
+        print(f"NSGA-II minus uniform random search over {p['rows']} rows: {100 * p['mean']:+.1f} +- "
+              f"{100 * p['sem']:.1f} points (one-sided {100 * p['level']:.0f} % lower bound "
+              f"{100 * p['lower_bound']:+.1f}); at least as accurate on {p['rows_at_least_as_accurate']} of "
+              f"{p['rows']} rows")
     if not rows:   # every budget below the classifier alone
         write_result({**run_record(command), "commit": commit, "quick": args.quick, "rows": merged(old(), [])},
                      args.out, plot, [])
