@@ -7,9 +7,11 @@ rewritten; each table says which command, commit, date and machine produced it. 
 table between `<!-- datasets:begin/end -->` comes from model_prep.data.datasets.info.
 """
 import json
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))   # the project's own definitions (search.bench, model_prep.data)
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 DATA_BEGIN, DATA_END = "<!-- datasets:begin -->", "<!-- datasets:end -->"
 
@@ -232,8 +234,6 @@ def search(r):
 def pooled_lines(rows):
     """NSGA-II minus each other search over every row of the table (search.bench.pooled: a non-inferiority reading
     of "at least as accurate")."""
-    import sys
-    sys.path.insert(0, str(ROOT))
     from search.bench import pooled
     names = {"random": "uniform random search", "random_sparse": "random search with the GA's sampler",
              "single_ga": "the single-objective GA"}
@@ -306,8 +306,6 @@ TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": meth
 
 
 def datasets_table():
-    import sys
-    sys.path.insert(0, str(ROOT))
     from model_prep.data import datasets
     lines = ["| name | kind | input | layout read | on-device group (distribution shift) |", "|---|---|---|---|---|"]
     cell = lambda text: text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")

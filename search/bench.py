@@ -52,6 +52,7 @@ ROWS = {   # (dataset, model) -> contribution table (search.contrib's output)
     ("digits", "mcunet"): ROOT / "results" / "contrib-mcunet-digits.json",
 }
 BUDGETS = (64 * 1024, 128 * 1024, 256 * 1024)
+SEARCHES = ("ga", "random", "random_sparse", "single_ga")   # NSGA-II first: every other is compared with it
 
 
 def normalizer(space, table):
@@ -71,13 +72,12 @@ def correlation(a, b):
 
 def pooled(rows, other="random", level=0.95):
     """NSGA-II minus `other` in test accuracy over every row: the goal "at least as accurate" read as a
-    non-inferiority test. Each row (a model, task and budget) gives its paired mean over seeds; the rows are the
-    independent units (a row's seeds share its test split and its contribution table), so the mean of the rows'
-    means, its standard error and a one-sided `level` lower bound (Student's t, rows - 1 degrees of freedom).
+    non-inferiority test. Each row (a model, task and budget) gives its paired mean over seeds (ga_minus); the rows
+    are the independent units (a row's seeds share its test split and its contribution table), so the mean of the
+    rows' means, its standard error and a one-sided `level` lower bound (Student's t, rows - 1 degrees of freedom).
     None with fewer than two rows that ran both searches."""
     from scipy.stats import t
-    means = [float(np.mean(np.subtract(r["best_acc_per_seed"]["ga"], r["best_acc_per_seed"][other])))
-             for r in rows if other in r.get("best_acc_per_seed", {})]
+    means = [r["ga_minus"][other]["mean"] for r in rows if other in r.get("ga_minus", {})]
     if len(means) < 2:
         return None
     mean, sem = float(np.mean(means)), float(np.std(means, ddof=1) / np.sqrt(len(means)))
@@ -102,7 +102,7 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
             log(f"{label}: budget {budget // 1024} KiB below the classifier alone; skipped")
             continue
         t0 = time.time()
-        methods = ("ga", "random", "random_sparse", "single_ga")
+        methods = SEARCHES
         curves, fractions = {m: [] for m in methods}, {m: [] for m in ("random", "random_sparse")}
         picks, cands = {m: [] for m in methods}, {m: [] for m in methods}
         for seed in seeds:
@@ -327,9 +327,9 @@ def main(argv=None):
                 record = {**run_record(command), "commit": commit}   # {"commit", "date", "machine", "command"}
                 rows.append({**row, "gain_noise_shrink": noise, "run": record})
                 result = {**record, "quick": args.quick, "rows": merged(old(), rows)}
-                result["pooled"] = {m: pooled(result["rows"], m) for m in ("random", "random_sparse", "single_ga")}
+                result["pooled"] = {m: pooled(result["rows"], m) for m in SEARCHES[1:]}
                 write_result(result, args.out, plot, result["rows"])
-    p = pooled(merged(old(), rows)) if rows else None
+    p = result["pooled"]["random"] if rows else None   # over the rows the file holds now
     if p:
         print(f"NSGA-II minus uniform random search over {p['rows']} rows: {100 * p['mean']:+.1f} +- "
               f"{100 * p['sem']:.1f} points (one-sided {100 * p['level']:.0f} % lower bound "

@@ -303,7 +303,7 @@ def test_bench_update_replaces_its_rows_and_keeps_the_others(tmp_path):
 def test_pooled_difference_takes_each_row_as_one_unit():
     from scipy.stats import t
     from search.bench import pooled
-    row = lambda ga, rnd: {"best_acc_per_seed": {"ga": ga, "random": rnd}}   # noqa: E731
+    row = lambda ga, rnd: {"ga_minus": {"random": {"mean": np.mean(np.subtract(ga, rnd))}}}   # noqa: E731
     rows = [row([0.8, 0.7], [0.7, 0.7]), row([0.5, 0.5, 0.5], [0.6, 0.5, 0.4]), row([0.6], [0.64])]
     p = pooled(rows)
     means = [0.05, 0.0, -0.04]   # each row's paired mean, whatever its number of seeds
