@@ -86,6 +86,7 @@ bench-search: setup
 	$(PY) -m search.bench $(SEARCH_ROWS) --train-seeds 3 --out results/search_train_seeds.json
 	$(PY) -m search.bench $(SEARCH_ROWS) --shrink --out results/search_shrink.json
 	$(PY) -m search.seed_noise $(SEARCH_ROWS)
+	$(PY) -m search.gain_refit --bench results/search_shrink.json
 	$(PY) scripts/readme_results.py
 
 config_info:

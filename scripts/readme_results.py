@@ -137,7 +137,8 @@ def firmware(r):
         step = "—" if x["instructions_train_step"] is None else f"{x['instructions_train_step'] / 1e6:.2f} M"
         macs = "—" if x["macs_train_step"] is None else f"{x['macs_train_step'] / 1e6:.2f} M"
         torch_bytes = "—" if x["pytorch_full_bp_bytes"] is None else (
-            f"{x['pytorch_full_bp_bytes'] / 2 ** 20:.0f} MiB ({x.get('pytorch_full_bp_tensor_bytes', 0) / 2 ** 20:.1f})")
+            f"{x['pytorch_full_bp_bytes'] / 2 ** 20:.0f} MiB "
+            f"({x.get('pytorch_full_bp_tensor_bytes', 0) / 2 ** 20:.1f})")
         ratio = "—" if x["pytorch_over_sram"] is None else f"{x['pytorch_over_sram']:.0f}x"
         lines.append(f"| {x['model']} | {x['scheme']} | {x['board']} | {x['resolution']} | {flash} "
                      f"| {x['sram_bytes'] / 1024:.1f} KiB | {'yes' if x['fits_256k'] else 'no'} "
@@ -182,7 +183,9 @@ def search(r):
                        if m in x.get("best_acc_predicted_pick", {}) else "")
     def paired(x, m):
         d = x.get("ga_minus", {}).get(m)
-        return "—" if d is None else f"{100 * d['mean']:+.1f}" + ("" if d["sem"] is None else f" ± {100 * d['sem']:.1f}")
+        if d is None:
+            return "—"
+        return f"{100 * d['mean']:+.1f}" + ("" if d["sem"] is None else f" ± {100 * d['sem']:.1f}")
 
     runs = lambda x: x.get("training_seeds", 1)   # noqa: E731 (results before --train-seeds: one run)
     trained = lambda x: f" ({runs(x)} training seeds)" if runs(x) > 1 else ""   # noqa: E731
@@ -268,14 +271,19 @@ def val_test_table(rows):
     return lines
 
 
+def two(v):
+    """A correlation (or any fraction) to two decimals; None as a dash."""
+    return "—" if v is None else f"{v:.2f}"
+
+
+def heading(title, r, source=""):
+    """A table's title and the run that produced it (command, commit, date, machine)."""
+    return [f"### {title}", "", f"`{r['command']}` — commit {r['commit']}, {r['date']}, {r['machine']}{source}", ""]
+
+
 def seed_noise(r):
     """The training-seed noise of the bench's real evaluations."""
-    one = lambda v: "—" if v is None else f"{v:.2f}"   # noqa: E731
-    lines = [
-        "### Training-seed noise of real evaluations (`python -m search.seed_noise`)",
-        "",
-        f"`{r['command']}` — commit {r['commit']}, {r['date']}, {r['machine']}",
-        "",
+    lines = heading("Training-seed noise of real evaluations (`python -m search.seed_noise`)", r) + [
         "The schemes `search.bench` verified at seed 0 (NSGA-II's and uniform random search's highest-predicted "
         "front members within the budget) and the classifier alone, each trained again with more training seeds "
         "on the same data and config (validation split). Seed std: standard deviation of a scheme's accuracy over "
@@ -293,22 +301,45 @@ def seed_noise(r):
         lines.append(f"| {x['model']} | {x['task']} | {kib} KiB "
                      f"| {x['schemes']} x {x['training_seeds']} | {100 * x['pooled_seed_std']:.1f} "
                      f"| {100 * x['classifier_only_seed_std']:.1f} | {100 / x['validation_samples']:.1f} "
-                     f"| {one(x['additivity_r_one_seed'])} | {one(x['additivity_r_mean'])} "
+                     f"| {two(x['additivity_r_one_seed'])} | {two(x['additivity_r_mean'])} "
                      f"| {x['picks_agree']} / {len(x['picks'])} |")
     return "\n".join(lines + ["", "![seed noise](results/seed_noise.png)"])
+
+
+def gain_refit(r):
+    """The additive gain model refitted on the bench's training runs, scored within each budget."""
+    lines = heading("The gain model refitted on the bench's training runs (`python -m search.gain_refit`)", r,
+                    f"; from `{r['bench']}`") + [
+        "Pearson r of predicted and measured gain (validation, over the classifier alone) among the schemes the "
+        "bench trained at each budget: the contribution table as it is, and its entries refitted on the other "
+        "schemes (ridge strength chosen for the best leave-one-budget-out r), leaving out one scheme or the whole "
+        "budget.",
+        "",
+        "| model | task | budget | schemes | table | refit, leave one out | refit, leave one budget out "
+        "(fitted on) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for x in r["rows"]:
+        for b in x["budgets"]:
+            lines.append(f"| {x['model']} | {x['task']} | {b['budget_bytes'] // 1024} KiB | {b['schemes']} "
+                         f"| {two(b['table_r'])} | {two(b['loo_r'])} | {two(b['lobo_r'])} ({b['lobo_fit_schemes']}) |")
+    return "\n".join(lines + ["", "![gain refit](results/gain_refit.png)"])
 
 
 TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": methods,
           "contrib-dscnn-kws.json": contrib, "contrib-mcunet-kws.json": contrib,
           "contrib-mcunet-digits.json": contrib, "firmware.json": firmware, "plan_vs_measured.json": plan_vs_measured,
           "search.json": search, "search_train_seeds.json": search, "search_shrink.json": search,
-          "seed_noise.json": seed_noise}
+          "seed_noise.json": seed_noise, "gain_refit.json": gain_refit}
 
 
 def datasets_table():
     from model_prep.data import datasets
     lines = ["| name | kind | input | layout read | on-device group (distribution shift) |", "|---|---|---|---|---|"]
-    cell = lambda text: text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+    def cell(text):
+        return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
     for name in datasets.DATASETS:
         i = datasets.info(name)
         lines.append(f"| `{name}` | {i.kind} | {'x'.join(map(str, i.input_shape))} | {cell(i.layout)} "
