@@ -312,8 +312,8 @@ def gain_refit(r):
                     f"; from `{r['bench']}`") + [
         "Pearson r of predicted and measured gain (validation, over the classifier alone) among the schemes the "
         "bench trained at each budget: the contribution table as it is, and its entries refitted on the other "
-        "schemes (ridge strength chosen for the best leave-one-budget-out r), leaving out one scheme or the whole "
-        "budget.",
+        "schemes (ridge strength chosen for the best leave-one-budget-out r; leave-one-out where a model has one "
+        "budget), leaving out one scheme or the whole budget.",
         "",
         "| model | task | budget | schemes | table | refit, leave one out | refit, leave one budget out "
         "(fitted on) |",

@@ -15,6 +15,7 @@ Pearson r of predicted and measured gain within each budget, against the table's
   - leave one budget out: only schemes verified at other budgets, and not at this one, fit it. This
     is how a refit fares where the search has not been yet; leaving one out keeps near-copies of the
     left-out scheme (the same search, one gene apart) among the fitting data, which flatters it.
+The ridge strength is the grid's best by leave-one-budget-out r (what a refit could do at best).
 Writes results/gain_refit.json, a PNG (r per budget: table, leave one out, leave one budget out) and a table.
 """
 import argparse
@@ -91,6 +92,13 @@ def model_refit(points, lam):
     return {"schemes": len(xs), "table_r": pearson(p, y), "loo_r": pearson(loo, y), "budgets": budgets}
 
 
+def best_for_refit(f):
+    """How a ridge strength is chosen: the mean leave-one-budget-out r over budgets (what a refit could do at
+    best where the search has not been); leave-one-out r for a model verified at one budget only."""
+    lobo = [b["lobo_r"] for b in f["budgets"] if b["lobo_r"] is not None]
+    return float(np.mean(lobo)) if lobo else (f["loo_r"] if f["loo_r"] is not None else -1.0)
+
+
 def plot(rows, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -141,10 +149,8 @@ def main(argv=None):
     lambdas = (10.0,) if args.quick else LAMBDAS
     out = []
     for (model, task), points in schemes_of(rows).items():
-        # the ridge strength with the best leave-one-budget-out r, mean over budgets: what a refit could do at best
         fits = [{"lambda": lam, **model_refit(points, lam)} for lam in lambdas]
-        score = lambda f: np.mean([b["lobo_r"] for b in f["budgets"] if b["lobo_r"] is not None] or [-1])  # noqa: E731
-        best = max(fits, key=score)
+        best = max(fits, key=best_for_refit)
         out.append({"model": model, "task": task, **best})
         r2 = lambda v: "—" if v is None else f"{v:.2f}"   # noqa: E731
         print(f"{model}/{task}: {best['schemes']} schemes, ridge {best['lambda']:g}; r table {r2(best['table_r'])}, "
