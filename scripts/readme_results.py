@@ -22,6 +22,16 @@ def replace_between(text, begin, end, body):
     return f"{head}{begin}\n{body}\n{end}{tail}"
 
 
+def two(v):
+    """A correlation (or any fraction) to two decimals; None as a dash."""
+    return "—" if v is None else f"{v:.2f}"
+
+
+def heading(title, r, source=""):
+    """A table's title and the run that produced it (command, commit, date, machine)."""
+    return [f"### {title}", "", f"`{r['command']}` — commit {r['commit']}, {r['date']}, {r['machine']}{source}", ""]
+
+
 def kws_demo(r):
     return "\n".join([
         "### On-device training, keyword spotting (`make demo`)",
@@ -229,7 +239,7 @@ def search(r):
                      f"| {paired(x, 'random')} / {paired(x, 'random_sparse')} "
                      f"| {pct(b.get('single_ga'))}{pp(x, 'single_ga')} | {paired(x, 'single_ga')} "
                      f"| {pct(b['tinytrain'])} | {pct(b['paper_rule'])} | {x.get('test_samples', '—')} "
-                     f"| {'—' if a is None else f'{a:.2f}'} |")
+                     f"| {two(a)} |")
     plot = f"![search](results/{Path(r['file']).with_suffix('.png')})"
     return "\n".join(lines + pooled_lines(r["rows"]) + val_test_table(r["rows"]) + ["", plot])
 
@@ -267,18 +277,8 @@ def val_test_table(rows):
         v, t, r = x["val_acc"], x["best_acc"], x["val_test"]["pearson"]
         lines.append(f"| {x['model']} | {x['task']} | {x['budget_bytes'] // 1024} KiB | "
                      + " | ".join(f"{pct(v.get(m))} / {pct(t.get(m))}" for m, _ in methods)
-                     + f" | {'—' if r is None else f'{r:.2f}'} ({x['val_test']['n']}) |")
+                     + f" | {two(r)} ({x['val_test']['n']}) |")
     return lines
-
-
-def two(v):
-    """A correlation (or any fraction) to two decimals; None as a dash."""
-    return "—" if v is None else f"{v:.2f}"
-
-
-def heading(title, r, source=""):
-    """A table's title and the run that produced it (command, commit, date, machine)."""
-    return [f"### {title}", "", f"`{r['command']}` — commit {r['commit']}, {r['date']}, {r['machine']}{source}", ""]
 
 
 def seed_noise(r):

@@ -26,17 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from model_prep.provenance import run_record, write_result
+from search.bench import correlation
 
 ROOT = Path(__file__).resolve().parent.parent
 LAMBDAS = (1.0, 3.0, 10.0, 30.0)
-
-
-def pearson(a, b):
-    """Pearson r, or None when either side is constant or there are fewer than three points."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < 3 or a.std() == 0 or b.std() == 0:
-        return None
-    return float(np.corrcoef(a, b)[0, 1])
 
 
 def indicators(X, levels):
@@ -83,13 +76,13 @@ def model_refit(points, lam):
     budgets = []
     for b in sorted({b for x in xs for b in points[x][0]}):
         here = np.array([b in points[x][0] for x in xs])
-        row = {"budget_bytes": b, "schemes": int(here.sum()), "table_r": pearson(p[here], y[here]),
-               "loo_r": pearson(loo[here], y[here]), "lobo_r": None, "lobo_fit_schemes": int((~here).sum())}
+        row = {"budget_bytes": b, "schemes": int(here.sum()), "table_r": correlation(p[here], y[here]),
+               "loo_r": correlation(loo[here], y[here]), "lobo_r": None, "lobo_fit_schemes": int((~here).sum())}
         if (~here).sum() >= 3:
             refit = fit(X[~here], p[~here], y[~here], levels, lam)
-            row["lobo_r"] = pearson(refit(X[here], p[here]), y[here])
+            row["lobo_r"] = correlation(refit(X[here], p[here]), y[here])
         budgets.append(row)
-    return {"schemes": len(xs), "table_r": pearson(p, y), "loo_r": pearson(loo, y), "budgets": budgets}
+    return {"schemes": len(xs), "table_r": correlation(p, y), "loo_r": correlation(loo, y), "budgets": budgets}
 
 
 def best_for_refit(f):
@@ -148,11 +141,11 @@ def main(argv=None):
     rows = load_rows(args.bench)
     lambdas = (10.0,) if args.quick else LAMBDAS
     out = []
+    r2 = lambda v: "—" if v is None else f"{v:.2f}"   # noqa: E731
     for (model, task), points in schemes_of(rows).items():
         fits = [{"lambda": lam, **model_refit(points, lam)} for lam in lambdas]
         best = max(fits, key=best_for_refit)
         out.append({"model": model, "task": task, **best})
-        r2 = lambda v: "—" if v is None else f"{v:.2f}"   # noqa: E731
         print(f"{model}/{task}: {best['schemes']} schemes, ridge {best['lambda']:g}; r table {r2(best['table_r'])}, "
               f"leave one out {r2(best['loo_r'])}")
         for b in best["budgets"]:
