@@ -5,9 +5,12 @@
 Memory is the extra SRAM the scheme costs, in the accounting of Lin et al. (2022): the updated
 int8 weights (they must live in SRAM), int32 biases, and the int8 input activation saved for
 each weight gradient (kept channels only). Compute is the multiply-accumulates of the weight
-gradients. Both are analytic; the last line adds the whole training step's SRAM (search.memory:
-inference arena, ReLU masks and gradient buffers too). The runtime's own memory planner will
-replace these when the C++ sparse backward lands (the format does not change).
+gradients. Both are analytic; the next line adds the whole training step's SRAM in the same
+accounting (search.memory: inference arena, ReLU masks and gradient buffers too; any gradient
+format, so search.bench_methods compares formats and methods on it). The last line is what the
+device will use: the runtime's own planner (model_prep.training_plan, the search's memory model and
+`python -m model_prep.bake plan`), which the firmware confirms on qemu-m7; the runtime trains with
+int16 gradients, so it is printed for --grad-format int16 only.
 """
 import argparse
 import sys
@@ -62,6 +65,14 @@ def show(scheme, tflite, grad_format="int16"):
     m = training_memory(graph, scheme, grad_format)
     print(f"training SRAM with {grad_format} gradients: {m.total} bytes (arena {m.arena}, ReLU masks {m.relu_masks}, "
           f"gradient buffers {m.gradients}, plus the extras above)")
+    if grad_format == "int16":
+        from model_prep.training_plan import FIRMWARE_STACK_BYTES, FIRMWARE_STATIC_BYTES, TrainingPlan
+        plan = TrainingPlan(tflite, scheme)
+        print(f"device SRAM (the runtime's planner, as bake plan): {plan.sram_bytes()} bytes (arena "
+              f"{plan.arena_bytes}, trained parameters {plan.param_bytes()}, gradient exponents "
+              f"{4 * len(plan.grad_size)}, firmware statics {FIRMWARE_STATIC_BYTES}, stack {FIRMWARE_STACK_BYTES})")
+    else:
+        print(f"device SRAM: the runtime trains with int16 gradients, not {grad_format}; see --grad-format int16")
     return total
 
 

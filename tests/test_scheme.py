@@ -76,6 +76,11 @@ def test_show_prints_memory_and_compute(kws, tmp_path):
     total = next(line for line in r.stdout.splitlines() if line.startswith("training SRAM"))
     extras = 768 + 48 + 64 + 16 * 64 + 256 + 25 * 5 * 16
     assert int(total.split(": ")[1].split()[0]) > extras    # the arena and gradient buffers come on top
+    device = next(line for line in r.stdout.splitlines() if line.startswith("device SRAM"))
+    plan = subprocess.run([PY, "-m", "model_prep.bake", "plan", kws.tflite, tmp_path / "s.json", "--json"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert plan.returncode == 0, plan.stderr     # the device's figure is the runtime planner's, as bake plan's
+    assert int(device.split(": ")[1].split()[0]) == json.loads(plan.stdout)["total_sram_bytes"]
     bad = subprocess.run([PY, "-m", "search.scheme", "show", tmp_path / "missing.json", "--model", kws.tflite],
                          cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode != 0 and "no such scheme file" in bad.stderr and "Traceback" not in bad.stderr
