@@ -28,7 +28,8 @@ GRAD_BYTES = 2          # int16 gradients
 # SRAM besides the arena, the trained parameters and the gradient exponents, measured on qemu-m7
 # (kept true by results/plan_vs_measured.json): the app's statics (the protocol's two 2 KiB frame
 # buffers, the UART's 2 KiB receive ring, counters, newlib's state) and the stack's high-water
-# mark through a training step (the backward's deepest call chain; ~660-760 bytes measured).
+# mark through a training step (the backward's deepest call chain plus the exception frame of an
+# interrupt landing in it: 680-712 bytes measured, varying with where the interrupts land).
 FIRMWARE_STATIC_BYTES = 6340
 FIRMWARE_STACK_BYTES = 760
 
@@ -99,7 +100,7 @@ class TrainingPlan:
             self._walk()
         keep = {self.trainer.logits: len(self.ops)}
         acts, self.alias = activation_buffers(self.graph, self.ops, keep)
-        grads = [Buffer(f"g{i}", align(s), f, l) for i, (s, f, l) in
+        grads = [Buffer(f"g{i}", align(size), first, last) for i, (size, first, last) in
                  enumerate(zip(self.grad_size, self.grad_first, self.grad_last))]
         self.offsets, self.arena_bytes = place(acts + grads + self.extra)
         self.sizes = {b.key: b.size for b in acts + grads + self.extra}
@@ -239,7 +240,8 @@ class TrainingPlan:
 
 
 def scheme_for(train, graph):
-    """The scheme of bake's --train shorthand: "none" updates nothing, "classifier" the last layer's weights and bias."""
+    """The scheme of bake's --train shorthand: "none" updates nothing, "classifier" the last layer's weights
+    and bias."""
     if train == "none":
         return fmt.Scheme(model="", layers=(), name="none")
     last = graph.ops[-1]

@@ -1,6 +1,7 @@
 """Regenerate the measured-results section of README.md from results/*.json.
 
     .venv/bin/python scripts/readme_results.py
+    .venv/bin/python scripts/readme_results.py --check   # exit 1 when README.md is not what results/ give
 
 Everything between the markers `<!-- results:begin -->` and `<!-- results:end -->` is
 rewritten; each table says which command, commit, date and machine produced it. The dataset
@@ -175,14 +176,18 @@ def plan_vs_measured(r):
         f"(max |error| {100 * (worst or 0):.2f} %); {len(r['skipped'])} drawn schemes skipped: the linker refused "
         "them (over 320 KB).",
         "",
-        "| model | schemes | planned (KiB, min–max) | max relative error (planned vs measured) |",
-        "|---|---|---|---|",
+        "| model | schemes | planned (KiB, min–max) | max relative error (planned vs measured) "
+        "| planned − measured (bytes, min–max) | stack high-water measured (bytes, min–max) |",
+        "|---|---|---|---|---|---|",
     ]
+    span = lambda v: f"{min(v):+,}–{max(v):+,}" if min(v) < 0 else f"{min(v):,}–{max(v):,}"   # noqa: E731
     for model in dict.fromkeys(x["model"] for x in r["rows"]):
         mine = [x for x in r["rows"] if x["model"] == model]
         lines.append(f"| {model} | {len(mine)} | {min(x['planned'] for x in mine) / 1024:.1f}–"
                      f"{max(x['planned'] for x in mine) / 1024:.1f} | "
-                     f"{100 * max(abs(x['rel_error']) for x in mine):.2f} % |")
+                     f"{100 * max(abs(x['rel_error']) for x in mine):.2f} % | "
+                     f"{span([x['planned'] - x['measured'] for x in mine])} | "
+                     f"{span([x['stack_bytes_used'] for x in mine])} |")
     return "\n".join(lines + ["", "![plan vs measured](results/plan_vs_measured.png)"])
 
 
@@ -347,17 +352,26 @@ def datasets_table():
     return "\n".join(lines)
 
 
-def main():
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv not in ([], ["--check"]):
+        sys.exit(f"readme_results: unknown arguments {' '.join(argv)}; usage: readme_results.py [--check]")
     parts = []
     for name, render in TABLES.items():
         path = ROOT / "results" / name
         if path.exists():
             parts.append(render({**json.loads(path.read_text()), "file": name}))
     readme = ROOT / "README.md"
-    text = readme.read_text()
+    old = readme.read_text()
     body = "\n\n".join(parts) if parts else "_No results yet: run the benchmark commands._"
-    text = replace_between(text, BEGIN, END, body)
+    text = replace_between(old, BEGIN, END, body)
     text = replace_between(text, DATA_BEGIN, DATA_END, datasets_table())
+    if argv == ["--check"]:
+        if text != old:
+            sys.exit(f"readme_results: {readme} is not what results/ give (a benchmark wrote results/ "
+                     "without regenerating it); run .venv/bin/python scripts/readme_results.py")
+        print(f"{readme} matches its {len(parts)} result file(s)")
+        return
     readme.write_text(text)
     print(f"updated {readme} from {len(parts)} result file(s)")
 
