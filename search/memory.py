@@ -72,7 +72,8 @@ def _backward_ops(lowered):
 
 def gradient_tensors(lowered, updated):
     """{tensor: True} for the tensors that get a gradient: at or after an updated layer (the trainer's rule)."""
-    return gradient_flow(lowered, {op.output for op in lowered if op.name in updated}, _backward_ops(lowered)[-1].output)
+    outputs = {op.output for op in lowered if op.name in updated}
+    return gradient_flow(lowered, outputs, _backward_ops(lowered)[-1].output)
 
 
 def peak_gradient_elements(graph, lowered, needs):
@@ -162,16 +163,24 @@ def pytorch_process_peak_bytes(checkpoint_path, input_shape):
     return int(r.stdout.split()[-1])
 
 
-def _peak_rss_step(checkpoint_path, input_shape):
-    import resource
+def peak_rss_bytes():
+    """This process's peak resident memory: VmHWM of /proc/self/status, the high-water mark of its own address
+    space. Not getrusage's ru_maxrss: Linux carries that across fork and exec, so a child started by a large
+    parent reports at least the parent's size."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024   # kB
+    raise RuntimeError("no VmHWM in /proc/self/status: the peak-memory figure needs Linux")
 
+
+def _peak_rss_step(checkpoint_path, input_shape):
     from model_prep import checkpoint
     model = checkpoint.load(checkpoint_path)[0].float().train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(1, *input_shape, generator=torch.Generator().manual_seed(0))
     F.cross_entropy(model(x), torch.zeros(1, dtype=torch.long)).backward()
     opt.step()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # Linux: KiB
+    return peak_rss_bytes()
 
 
 if __name__ == "__main__":

@@ -165,6 +165,17 @@ def test_pytorch_full_train_memory_counts_parameters_thrice_and_grows_with_batch
     assert memory.pytorch_full_train_bytes(model, shape, batch_size=4) > one.total
 
 
+def test_pytorch_process_peak_is_the_childs_own_not_its_parents(digits_task):
+    # Linux carries ru_maxrss across fork and exec: measured that way, a large parent (a benchmark that has
+    # exported models in-process) became the "PyTorch" figure. VmHWM is the child's own address space's.
+    shape = full_train.input_shape(digits_task)
+    alone = memory.pytorch_process_peak_bytes(digits_task.checkpoint, shape)
+    ballast = b"\x01" * (alone + (512 << 20))      # resident: every page written
+    beside = memory.pytorch_process_peak_bytes(digits_task.checkpoint, shape)
+    assert len(ballast) > beside and abs(beside - alone) < 0.2 * alone
+    assert alone > sum(p.numel() * 4 for p in checkpoint.load(digits_task.checkpoint)[0].parameters())
+
+
 def test_full_train_trains_every_layer_and_keeps_batchnorm_statistics(digits_task, data):
     model, _ = checkpoint.load(digits_task.checkpoint)
     before = {k: v.clone() for k, v in model.state_dict().items()}
