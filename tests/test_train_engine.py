@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from host_tools.boards import launch
-from host_tools.protocol import Device
+from host_tools.protocol import MAX_PAYLOAD, Device, DeviceError, Msg
 from model_prep import scheme as fmt
 from model_prep.sparse_train import SparseTrainer, TrainConfig
 from model_prep.tflite_graph import load_graph
@@ -122,6 +122,26 @@ def test_device_training_equals_the_simulator_through_residuals(digits_task, tmp
     trainer = reference(digits_task.tflite, scheme, xs, ys)
     trained, logits = device_run("host", elfs["host"], manifest, xs, ys, evals)
     check_equal(trainer, trained, logits, evals, manifest)
+
+
+def test_a_long_info_spans_frames_and_nothing_is_dropped(digits_task, tmp_path):
+    # every MobileNetV2 bias trained: INFO's JSON (which layers it updates) is over one frame; the device serves it
+    # from an offset, where it once sent nothing at all
+    layers = fmt.trainable_layers(load_graph(digits_task.tflite))
+    scheme = scheme_of([{"layer": name, "bias": True} for name in layers])
+    manifest, elfs = bake_and_build(digits_task.tflite, scheme, tmp_path, ("host", "qemu-m7"))
+    for board, elf in elfs.items():
+        with launch(board, elf) as url, Device(url) as dev:
+            first = dev._request(Msg.INFO)
+            info = dev.info()
+            assert len(first) == MAX_PAYLOAD and len(json.dumps(info)) > MAX_PAYLOAD, board
+            assert [u["layer"] for u in info["updates"]] == [u["layer"] for u in manifest["updates"]], board
+            assert info["planned_sram_bytes"] == manifest["planned_sram_bytes"] and info["plan_ok"], board
+            with pytest.raises(DeviceError, match="offset past the end"):
+                dev._request(Msg.INFO, (1 << 20).to_bytes(4, "little"), retries=1)
+            with pytest.raises(DeviceError, match="empty or u32 offset"):
+                dev._request(Msg.INFO, b"\x00\x01", retries=1)
+            assert dev.stats()["samples_trained"] == 0, board   # and the device serves on
 
 
 @pytest.mark.parametrize("train", ["classifier"])

@@ -41,12 +41,21 @@ struct LastTrain {
   uint8_t reply[5];
 } last_train;
 
-void send(uint8_t type, const uint8_t* payload, size_t len) {
-  hal_write(tx_buffer, encode_frame(type, payload, len, tx_buffer, sizeof(tx_buffer)));
-}
-
 void send_error(uint8_t code, const char* message) {
   hal_write(tx_buffer, encode_error(code, message, tx_buffer, sizeof(tx_buffer)));
+}
+
+// A reply that cannot be framed (over kMaxPayload) is answered with an error, never dropped.
+void send(uint8_t type, const uint8_t* payload, size_t len) {
+  const size_t n = encode_frame(type, payload, len, tx_buffer, sizeof(tx_buffer));
+  if (n == 0) return send_error(kErrBusy, "reply over the frame size");
+  hal_write(tx_buffer, n);
+}
+
+// snprintf's count of what it wrote, not of what it would have written.
+size_t written(int n, size_t cap) {
+  if (n < 0 || cap == 0) return 0;
+  return static_cast<size_t>(n) < cap ? static_cast<size_t>(n) : cap - 1;
 }
 
 void restore_params() {
@@ -72,23 +81,49 @@ int32_t forward(const uint8_t* input, bool train, uint32_t* ticks) {
   return best;
 }
 
-size_t write_info(char* p, size_t cap) {
+// INFO's JSON text is "{" + the baked kModel.info_json (flash) + what the device measures (below);
+// with a long scheme it exceeds one frame, so INFO serves it from an offset (the host reads on
+// while replies come back full). The measured part is written into `p` (a few hundred bytes).
+size_t write_info_measured(char* p, size_t cap) {
   const size_t static_ram = hal_static_ram_used(), stack = hal_stack_used();
-  return static_cast<size_t>(snprintf(
+  return written(snprintf(
       p, cap,
-      "{%s, \"board\": \"%s\", \"input_bytes\": %ld, \"output_bytes\": %ld, \"params_bytes\": %ld, "
+      ", \"board\": \"%s\", \"input_bytes\": %ld, \"output_bytes\": %ld, \"params_bytes\": %ld, "
       "\"flash_bytes\": %lu, "
       "\"static_sram_bytes\": %lu, \"stack_bytes_used\": %lu, \"stack_bytes_reserved\": %lu, "
       "\"peak_sram_bytes\": %lu, \"tick_hz\": %lu, \"plan_ok\": %s}",
-      kModel.info_json, hal_board_name(), static_cast<long>(kModel.input_bytes),
+      hal_board_name(), static_cast<long>(kModel.input_bytes),
       static_cast<long>(kModel.output_bytes), static_cast<long>(params_bytes()), static_cast<unsigned long>(hal_flash_used()),
       static_cast<unsigned long>(static_ram), static_cast<unsigned long>(stack),
       static_cast<unsigned long>(hal_stack_size()), static_cast<unsigned long>(static_ram + stack),
-      static_cast<unsigned long>(hal_ticks_per_second()), bad_step < 0 ? "true" : "false"));
+      static_cast<unsigned long>(hal_ticks_per_second()), bad_step < 0 ? "true" : "false"), cap);
+}
+
+void handle_info(const uint8_t* payload, size_t len) {
+  if (len != 0 && len != 4) return send_error(kErrBadLength, "INFO: empty or u32 offset");
+  const uint32_t offset = len == 4 ? get_u32le(payload) : 0;  // read before rx_buffer is reused
+  char* measured = reinterpret_cast<char*>(rx_buffer);
+  const size_t measured_len = write_info_measured(measured, sizeof(rx_buffer));
+  const char* parts[3] = {"{", kModel.info_json, measured};
+  const size_t sizes[3] = {1, strlen(kModel.info_json), measured_len};
+  const size_t total = sizes[0] + sizes[1] + sizes[2];
+  if (offset > total) return send_error(kErrBadValue, "INFO: offset past the end of the text");
+  uint8_t* out = tx_buffer + kFrameHeaderSize;  // the reply's payload, built in place
+  size_t n = 0, at = 0;
+  for (int k = 0; k < 3; ++k) {
+    const size_t lo = offset > at ? offset : at;
+    const size_t hi = at + sizes[k] < offset + kMaxPayload ? at + sizes[k] : offset + kMaxPayload;
+    if (lo < hi) {
+      memcpy(out + n, parts[k] + (lo - at), hi - lo);
+      n += hi - lo;
+    }
+    at += sizes[k];
+  }
+  send(kMsgInfo | kMsgResponseBit, out, n);
 }
 
 size_t write_stats(char* p, size_t cap) {
-  return static_cast<size_t>(snprintf(
+  return written(snprintf(
       p, cap,
       "{\"samples_trained\": %lu, \"train_correct\": %lu, \"evals\": %lu, \"train_ticks\": %lu, "
       "\"eval_ticks\": %lu, \"last_train_ticks\": %lu, \"last_eval_ticks\": %lu, \"tick_hz\": %lu, "
@@ -97,7 +132,7 @@ size_t write_stats(char* p, size_t cap) {
       static_cast<unsigned long>(stats.evals), static_cast<unsigned long>(stats.train_ticks),
       static_cast<unsigned long>(stats.eval_ticks), static_cast<unsigned long>(stats.last_train_ticks),
       static_cast<unsigned long>(stats.last_eval_ticks),
-      static_cast<unsigned long>(hal_ticks_per_second()), static_cast<unsigned long>(hal_stack_used())));
+      static_cast<unsigned long>(hal_ticks_per_second()), static_cast<unsigned long>(hal_stack_used())), cap);
 }
 
 void handle_train(const uint8_t* payload, size_t len) {
@@ -192,7 +227,7 @@ void dispatch(uint8_t type, const uint8_t* payload, size_t len) {
   char* text = reinterpret_cast<char*>(rx_buffer);
   switch (type) {
     case kMsgInfo:
-      return send(kMsgInfo | kMsgResponseBit, rx_buffer, write_info(text, sizeof(rx_buffer)));
+      return handle_info(payload, len);
     case kMsgTrain:
       return handle_train(payload, len);
     case kMsgEval:

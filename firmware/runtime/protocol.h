@@ -10,7 +10,8 @@
 //   After a frame or an error the receiver hunts for 0xA5 again, starting
 //   with the next byte it receives.
 // Message types (host requests; the reply type is request | 0x80, or 0x7F):
-//   0x01 INFO    req: empty.                        resp 0x81: UTF-8 JSON text (device-defined keys)
+//   0x01 INFO    req: empty, or u32 LE offset.      resp 0x81: UTF-8 JSON text (device-defined keys) from
+//                that offset (0 when empty), at most the max payload; a shorter reply ends the text
 //   0x02 TRAIN   req: u16 LE seq, u8 label[, input]. resp 0x82: u8 predicted class (before the update), u32 LE ticks
 //   0x03 EVAL    req: [input].                      resp 0x83: u8 predicted class, u32 LE ticks, output (if it fits)
 //   0x04 STATS   req: empty.                        resp 0x84: UTF-8 JSON text
