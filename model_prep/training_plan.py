@@ -28,8 +28,9 @@ GRAD_BYTES = 2          # int16 gradients
 # SRAM besides the arena, the trained parameters and the gradient exponents, measured on qemu-m7
 # (kept true by results/plan_vs_measured.json): the app's statics (the protocol's two 2 KiB frame
 # buffers, the UART's 2 KiB receive ring, counters, newlib's state) and the stack's high-water
-# mark through a training step (the backward's deepest call chain plus the exception frame of an
-# interrupt landing in it: 680-712 bytes measured, varying with where the interrupts land).
+# mark through a training step and the protocol's replies (the deepest call chain, the backward's or
+# INFO's snprintf, plus the exception frame of an interrupt landing in it: 704-720 bytes measured,
+# varying with where the interrupts land).
 FIRMWARE_STATIC_BYTES = 6340
 FIRMWARE_STACK_BYTES = 760
 
