@@ -184,7 +184,8 @@ class Baked:
             offsets.append(self.plan.offsets[op.inputs[1]] if len(op.inputs) > 1 else -1)   # input2: ADD's
             entries.append(
                 f"    {{{_KIND[op.kind]}, \"{op.name}\", {', '.join(map(str, offsets))},\n"
-                f"     {_dims(op.in_dims)}, {_dims(op.out_dims)}, {_dims(op.filter_dims)}, {w}, {b}, {sl}, {{{m}, {s}}},\n"
+                f"     {_dims(op.in_dims)}, {_dims(op.out_dims)}, {_dims(op.filter_dims)}, {w}, {b}, {sl}, "
+                f"{{{m}, {s}}},\n"
                 f"     " + ", ".join(_struct(op.params, cls) for cls in _PARAMS) + "},")
         src.append(f"alignas(16) int8_t arena[{self.plan.arena_bytes}];\n")
         src.append("const OpDesc kOps[] = {\n" + "\n".join(entries) + "\n};\n")
@@ -288,11 +289,10 @@ def plan_main(argv):
         b = Baked(args.tflite, scheme=scheme_fmt.load(args.scheme))
     except (ModelError, scheme_fmt.SchemeError) as e:
         sys.exit(f"bake plan: {e}")
-    t = b.training
-    parts = {"arena_bytes": b.plan.arena_bytes, "param_bytes": t.param_bytes() if t else 0,
-             "gradient_exponent_bytes": 4 * len(t.grad_size) if t else 0,
-             "firmware_static_bytes": FIRMWARE_STATIC_BYTES, "stack_bytes": FIRMWARE_STACK_BYTES,
-             "total_sram_bytes": b.sram_bytes()}
+    parts = b.training.sram_parts() if b.training else {
+        "arena_bytes": b.plan.arena_bytes, "param_bytes": 0, "gradient_exponent_bytes": 0,
+        "firmware_static_bytes": FIRMWARE_STATIC_BYTES, "stack_bytes": FIRMWARE_STACK_BYTES,
+        "total_sram_bytes": b.sram_bytes()}
     if args.json:
         print(json.dumps(parts))
         return

@@ -228,10 +228,19 @@ class TrainingPlan:
     def param_bytes(self):
         return sum(self.param_nbytes(i, w) for i, w in self.params)
 
+    def sram_parts(self):
+        """What the device's SRAM holds, as `bake plan` prints it: arena, trained parameters, gradient exponents,
+        firmware statics, stack, and the total (which counts each trained tensor 16-aligned)."""
+        params = sum(align(self.param_nbytes(i, w)) for i, w in self.params)
+        exponents = 4 * len(self.grad_size)
+        total = self.arena_bytes + params + exponents + FIRMWARE_STATIC_BYTES + FIRMWARE_STACK_BYTES
+        return {"arena_bytes": self.arena_bytes, "param_bytes": self.param_bytes(),
+                "gradient_exponent_bytes": exponents, "firmware_static_bytes": FIRMWARE_STATIC_BYTES,
+                "stack_bytes": FIRMWARE_STACK_BYTES, "total_sram_bytes": total}
+
     def sram_bytes(self):
         """Total SRAM the device uses: arena, trained parameters (16-aligned), gradient exponents, firmware."""
-        params = sum(align(self.param_nbytes(i, w)) for i, w in self.params)
-        return self.arena_bytes + params + 4 * len(self.grad_size) + FIRMWARE_STATIC_BYTES + FIRMWARE_STACK_BYTES
+        return self.sram_parts()["total_sram_bytes"]
 
     def offset(self, key):
         return self.offsets[key]

@@ -66,11 +66,12 @@ def show(scheme, tflite, grad_format="int16"):
     print(f"training SRAM with {grad_format} gradients: {m.total} bytes (arena {m.arena}, ReLU masks {m.relu_masks}, "
           f"gradient buffers {m.gradients}, plus the extras above)")
     if grad_format == "int16":
-        from model_prep.training_plan import FIRMWARE_STACK_BYTES, FIRMWARE_STATIC_BYTES, TrainingPlan
-        plan = TrainingPlan(tflite, scheme)
-        print(f"device SRAM (the runtime's planner, as bake plan): {plan.sram_bytes()} bytes (arena "
-              f"{plan.arena_bytes}, trained parameters {plan.param_bytes()}, gradient exponents "
-              f"{4 * len(plan.grad_size)}, firmware statics {FIRMWARE_STATIC_BYTES}, stack {FIRMWARE_STACK_BYTES})")
+        from model_prep.training_plan import TrainingPlan
+        parts = TrainingPlan(tflite, scheme).sram_parts()
+        print(f"device SRAM (the runtime's planner, as bake plan): {parts['total_sram_bytes']} bytes (arena "
+              f"{parts['arena_bytes']}, trained parameters {parts['param_bytes']}, gradient exponents "
+              f"{parts['gradient_exponent_bytes']}, firmware statics {parts['firmware_static_bytes']}, stack "
+              f"{parts['stack_bytes']})")
     else:
         print(f"device SRAM: the runtime trains with int16 gradients, not {grad_format}; see --grad-format int16")
     return total
