@@ -144,6 +144,18 @@ def test_a_long_info_spans_frames_and_nothing_is_dropped(digits_task, tmp_path):
             assert dev.stats()["samples_trained"] == 0, board   # and the device serves on
 
 
+def test_params_of_a_model_that_trains_nothing(kws, tmp_path):
+    # an inference-only image has no trained-parameter blob: PARAMS of its empty range once dereferenced the
+    # missing training description and killed the host build
+    run(PY, "-m", "model_prep.bake", kws.tflite, "-o", tmp_path / "baked", "--train", "none")
+    elf = build_firmware("host", tmp_path / "baked", tmp_path / "fw")
+    with launch("host", elf) as url, Device(url) as dev:
+        assert dev._request(Msg.PARAMS, (0).to_bytes(4, "little") + (0).to_bytes(2, "little")) == b""
+        with pytest.raises(DeviceError, match="range outside the parameter blob"):
+            dev._request(Msg.PARAMS, (0).to_bytes(4, "little") + (1).to_bytes(2, "little"), retries=1)
+        assert dev.info()["scheme"] == "none" and dev.info()["params_bytes"] == 0
+
+
 @pytest.mark.parametrize("train", ["classifier"])
 def test_the_kws_fixture_firmware_trains_its_classifier_as_the_simulator(kws, train, one_torch_thread):
     from test_kws_pipeline import device_inputs

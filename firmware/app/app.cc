@@ -52,6 +52,30 @@ void send(uint8_t type, const uint8_t* payload, size_t len) {
   hal_write(tx_buffer, n);
 }
 
+// A piece of a byte sequence that lies in several places (INFO's text, the trained-parameter blob).
+struct Part {
+  const void* data;
+  size_t size;
+};
+
+// Copies bytes [offset, offset + count) of n parts laid end to end (part_at(k) for k < n) to out;
+// returns how many it copied (fewer than count past the end of the last part).
+template <typename PartAt>
+size_t copy_range(int32_t n, PartAt part_at, size_t offset, size_t count, uint8_t* out) {
+  size_t at = 0, copied = 0;  // the sequence's offset of part k
+  for (int32_t k = 0; k < n; ++k) {
+    const Part p = part_at(k);
+    const size_t lo = offset > at ? offset : at;
+    const size_t hi = offset + count < at + p.size ? offset + count : at + p.size;
+    if (lo < hi) {
+      memcpy(out + (lo - offset), static_cast<const uint8_t*>(p.data) + (lo - at), hi - lo);
+      copied += hi - lo;
+    }
+    at += p.size;
+  }
+  return copied;
+}
+
 // snprintf's count of what it wrote, not of what it would have written.
 size_t written(int n, size_t cap) {
   if (n < 0 || cap == 0) return 0;
@@ -104,21 +128,11 @@ void handle_info(const uint8_t* payload, size_t len) {
   const uint32_t offset = len == 4 ? get_u32le(payload) : 0;  // read before rx_buffer is reused
   char* measured = reinterpret_cast<char*>(rx_buffer);
   const size_t measured_len = write_info_measured(measured, sizeof(rx_buffer));
-  const char* parts[3] = {"{", kModel.info_json, measured};
-  const size_t sizes[3] = {1, strlen(kModel.info_json), measured_len};
-  const size_t total = sizes[0] + sizes[1] + sizes[2];
-  if (offset > total) return send_error(kErrBadValue, "INFO: offset past the end of the text");
+  const Part parts[3] = {{"{", 1}, {kModel.info_json, strlen(kModel.info_json)}, {measured, measured_len}};
+  if (offset > parts[0].size + parts[1].size + parts[2].size)
+    return send_error(kErrBadValue, "INFO: offset past the end of the text");
   uint8_t* out = tx_buffer + kFrameHeaderSize;  // the reply's payload, built in place
-  size_t n = 0, at = 0;
-  for (int k = 0; k < 3; ++k) {
-    const size_t lo = offset > at ? offset : at;
-    const size_t hi = at + sizes[k] < offset + kMaxPayload ? at + sizes[k] : offset + kMaxPayload;
-    if (lo < hi) {
-      memcpy(out + n, parts[k] + (lo - at), hi - lo);
-      n += hi - lo;
-    }
-    at += sizes[k];
-  }
+  const size_t n = copy_range(3, [&](int32_t k) { return parts[k]; }, offset, kMaxPayload, out);
   send(kMsgInfo | kMsgResponseBit, out, n);
 }
 
@@ -212,14 +226,11 @@ void handle_params(const uint8_t* payload, size_t len) {
   const uint32_t total = static_cast<uint32_t>(params_bytes());
   if (offset > total || count > total - offset || count > kMaxPayload)
     return send_error(kErrBadValue, "PARAMS: range outside the parameter blob");
-  uint32_t at = 0;   // the blob's offset of the current tensor
-  for (int32_t k = 0; k < kTraining->n_params; ++k) {
+  const auto tensor = [](int32_t k) {
     const ParamCopy& p = kTraining->params[k];
-    const uint32_t bytes = static_cast<uint32_t>(p.bytes);
-    const uint32_t lo = offset > at ? offset : at, hi = offset + count < at + bytes ? offset + count : at + bytes;
-    if (lo < hi) memcpy(rx_buffer + (lo - offset), static_cast<const uint8_t*>(p.dst) + (lo - at), hi - lo);
-    at += bytes;
-  }
+    return Part{p.dst, static_cast<size_t>(p.bytes)};
+  };
+  copy_range(kTraining ? kTraining->n_params : 0, tensor, offset, count, rx_buffer);
   send(kMsgParams | kMsgResponseBit, rx_buffer, count);
 }
 
