@@ -18,6 +18,7 @@ Written by search, read by bake and the tests; `validate` checks a scheme agains
 """
 import dataclasses
 import json
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,6 +81,9 @@ def _weight_dict(w):
 
 
 def _fields(d, cls, where):
+    if not isinstance(d, dict):
+        raise SchemeError(f"{where}: expected an object with keys {', '.join(cls.__dataclass_fields__)}, "
+                          f"got {type(d).__name__}")
     unknown = set(d) - set(cls.__dataclass_fields__)
     if unknown:
         raise SchemeError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
@@ -87,20 +91,63 @@ def _fields(d, cls, where):
     return d
 
 
+def _is_int(v):   # numpy's integers too (schemes built in code), never a bool
+    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_indices(v):
+    return isinstance(v, (list, tuple)) and all(_is_int(i) and i >= 0 for i in v)
+
+
+_NULLABLE = ("ratio", "channels", "groups", "group_size", "rows", "tflite_sha256")   # fields whose default is None
+_TYPES = {   # key -> (what it must be, test)
+    "layer": ("a string (the layer's name in the .tflite)", lambda v: isinstance(v, str) and v != ""),
+    "bias": ("true or false", lambda v: isinstance(v, (bool, np.bool_))),
+    "kind": ("a string", lambda v: isinstance(v, str)),
+    "ratio": ("a number", lambda v: isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))),
+    "select": ("a string", lambda v: isinstance(v, str)),
+    "channels": ("a list of indices >= 0", lambda v: _is_indices(v)),
+    "groups": ("a list of indices >= 0", lambda v: _is_indices(v)),
+    "rows": ("a list of indices >= 0", lambda v: _is_indices(v)),
+    "group_size": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
+    "seed": ("an integer", _is_int),
+    "model": ("a string", lambda v: isinstance(v, str)),
+    "name": ("a string", lambda v: isinstance(v, str)),
+    "tflite_sha256": ("a hex string", lambda v: isinstance(v, str)),
+}
+
+
+def _typed(d, where):
+    """d, after checking each value's JSON type (a float where a list belongs is an error here, not a crash later)."""
+    for k, v in d.items():
+        if v is None and k in _NULLABLE:
+            continue
+        what, ok = _TYPES[k]
+        if not ok(v):
+            raise SchemeError(f"{where}: \"{k}\" is {json.dumps(v, default=str)}; expected {what}")
+    return d
+
+
 def from_dict(d, where="scheme"):
     """A Scheme from its JSON form, with one clear error for anything malformed."""
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise SchemeError(f"{where}: not a scheme (expected \"format\": \"{FORMAT}\")")
+    if not isinstance(d.get("layers", []), list):
+        raise SchemeError(f"{where}: \"layers\" is {type(d['layers']).__name__}; expected a list of "
+                          f"{{\"layer\", \"bias\", \"weight\"}} objects")
     layers = []
     for i, item in enumerate(d.get("layers", [])):
         at = f"{where}: layers[{i}]"
         item = dict(_fields(item, LayerUpdate, at))
         if "layer" not in item:
             raise SchemeError(f"{at}: missing \"layer\" (the layer's name in the .tflite)")
-        w = dict(_fields(item.pop("weight", {}), WeightUpdate, f"{at}.weight"))
+        w = dict(_typed(_fields(item.pop("weight", {}), WeightUpdate, f"{at}.weight"), f"{at}.weight"))
+        _typed(item, at)
+        if "bias" in item:
+            item["bias"] = bool(item["bias"])
         for k in ("channels", "groups", "rows"):
             if w.get(k) is not None:
-                w[k] = tuple(int(v) for v in w[k])
+                w[k] = tuple(int(i) for i in w[k])
         update = LayerUpdate(weight=WeightUpdate(**w), **item)
         _check_update(update, at)
         layers.append(update)
@@ -108,7 +155,9 @@ def from_dict(d, where="scheme"):
     if len(set(names)) != len(names):
         raise SchemeError(f"{where}: a layer is listed twice")
     body = {k: v for k, v in d.items() if k not in ("format", "layers")}
-    return Scheme(layers=tuple(layers), **_fields(body, Scheme, where))
+    if "model" not in body:
+        raise SchemeError(f"{where}: missing \"model\" (the model's name, e.g. \"dscnn\")")
+    return Scheme(layers=tuple(layers), **_typed(_fields(body, Scheme, where), where))
 
 
 def load(path):

@@ -33,6 +33,17 @@ def test_json_round_trip_keeps_every_field(tmp_path):
     (lambda d: d["layers"][0].update(lr=1), "unknown key(s) lr"),
     (lambda d: d["layers"].append(dict(d["layers"][0])), "listed twice"),
     (lambda d: d["layers"][2]["weight"].pop("group_size"), "group_size"),
+    (lambda d: d.update(layers={"classifier": {"bias": True}}), '"layers" is dict; expected a list'),
+    (lambda d: d["layers"].__setitem__(0, "classifier"), "layers[0]: expected an object"),
+    (lambda d: d["layers"][0].update(weight="full"), "layers[0].weight: expected an object"),
+    (lambda d: d["layers"][0].update(bias="yes"), '"bias" is "yes"; expected true or false'),
+    (lambda d: d["layers"][0].update(layer=3), '"layer" is 3; expected a string'),
+    (lambda d: d["layers"][1]["weight"].update(ratio="1/4"), '"ratio" is "1/4"; expected a number'),
+    (lambda d: d["layers"][2]["weight"].update(groups=0), '"groups" is 0; expected a list'),
+    (lambda d: d["layers"][2]["weight"].update(rows=[-1]), '"rows" is [-1]; expected a list of indices >= 0'),
+    (lambda d: d["layers"][2]["weight"].update(group_size=0), '"group_size" is 0; expected an integer >= 1'),
+    (lambda d: d.pop("model"), 'missing "model"'),
+    (lambda d: d.update(name=None), '"name" is null'),
 ])
 def test_malformed_schemes_get_one_clear_error(change, says):
     d = json.loads(json.dumps(SPARSE))
