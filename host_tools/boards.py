@@ -109,6 +109,25 @@ def _start(board: str, elf: Path, icount: bool, timeout: float) -> _Process:
     raise BoardError(f"{board}: no free TCP port after 3 tries")
 
 
+EM_ARM = 40   # ELF e_machine of 32-bit Arm
+
+
+def _check_elf(board: str, elf: Path) -> None:
+    """One clear error for a file that is not this board's firmware: QEMU would run any file as raw bytes and
+    hang, the host cannot run an Arm image (the host board runs any native executable)."""
+    with open(elf, "rb") as f:
+        head = f.read(20)
+    is_elf = head[:4] == b"\x7fELF" and len(head) == 20
+    machine = int.from_bytes(head[18:20], "little" if head[5:6] == b"\x01" else "big") if is_elf else None
+    build = f"expected the firmware.elf `make firmware BOARD={board}` builds"
+    if board == "qemu-m7" and not is_elf:
+        raise BoardError(f"launch: {elf} is not an ELF file; {build}")
+    if board == "qemu-m7" and machine != EM_ARM:
+        raise BoardError(f"launch: {elf} is an ELF for another machine (e_machine {machine}, not Arm); {build}")
+    if board == "host" and machine == EM_ARM:
+        raise BoardError(f"launch: {elf} is an Arm ELF, which the host cannot run; {build}")
+
+
 @contextmanager
 def launch(board: str, elf: Path, icount: bool = False, timeout: float = 20.0) -> Iterator[str]:
     """Start `elf` on `board` and yield "socket://127.0.0.1:PORT" once the port accepts.
@@ -121,6 +140,7 @@ def launch(board: str, elf: Path, icount: bool = False, timeout: float = 20.0) -
     elf = Path(elf).resolve()
     if not elf.is_file():
         raise FileNotFoundError(f"launch: no firmware at {elf}")
+    _check_elf(board, elf)
     proc = _start(board, elf, icount, timeout)
     url = f"socket://127.0.0.1:{proc.port}"
     _running[url] = proc

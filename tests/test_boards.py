@@ -220,3 +220,19 @@ def test_launch_reports_early_death(tmp_path):
     with pytest.raises(BoardError, match=r"(?s)exited with status 7.*boom: no such model"):
         with launch("host", dies):
             pass
+
+
+@pytest.mark.parametrize("board,firmware,says", [
+    ("qemu-m7", "text", "is not an ELF file"),        # QEMU would load it as raw bytes and hang
+    ("qemu-m7", "host", "ELF for another machine"),
+    ("host", "qemu-m7", "Arm ELF, which the host cannot run"),
+])
+def test_launch_refuses_firmware_for_another_board(tmp_path, echo_elf, board, firmware, says):
+    if firmware == "text":
+        elf = tmp_path / "model.tflite"
+        elf.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(64))
+    else:
+        elf = echo_elf(firmware)
+    with pytest.raises(BoardError, match=f"{says}.*make firmware BOARD={board}"):
+        with launch(board, elf):
+            pass
