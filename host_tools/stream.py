@@ -38,6 +38,23 @@ def device_samples(dataset, root, n_train, n_eval, seed):
     return x_tr[tr], y_tr[tr], x_ev[ev], y_ev[ev]
 
 
+def check_fits(info, dataset, root, x):
+    """One clear error when the board's model was baked for other data: its input size, its classes in order
+    (else every label streamed would train the wrong class, in silence)."""
+    model = f"the model on the board ({info['model']}, input {info['input_shape']}, {info['num_classes']} classes)"
+    per_sample = int(np.prod(x.shape[1:]))
+    if per_sample != info["input_bytes"]:
+        raise ValueError(f"--dataset {dataset} gives inputs of {per_sample} values {list(x.shape[1:])}; {model} "
+                         f"takes {info['input_bytes']}: stream the dataset the model was baked for")
+    names = datasets.labels(dataset, root)
+    baked = list(info.get("labels", []))
+    named = baked and baked != [str(i) for i in range(info["num_classes"])]   # bake's default: class numbers
+    if len(names) != info["num_classes"] or named and baked != names:
+        raise ValueError(f"--dataset {dataset} has the labels {names}; {model} was trained on "
+                         f"{info.get('labels', str(info['num_classes']) + ' classes')}: stream the dataset "
+                         f"the model was baked for")
+
+
 def quantize(x, info):
     q = frontend.quantize_features(x, info["input_scale"], info["input_zero_point"])
     return q.reshape(len(x), -1)
@@ -72,6 +89,7 @@ def run(dev, args, port):
     info = dev.info()
     dev.reset()
     x_tr, y_tr, x_ev, y_ev = device_samples(args.dataset, args.data, args.train, args.eval, args.seed)
+    check_fits(info, args.dataset, args.data, x_tr)
     rng = np.random.default_rng(args.seed)
     passes = [rng.permutation(len(x_tr)) for _ in range(args.epochs)]   # each pass in a new order
     order = np.concatenate(passes) if passes else np.zeros(0, int)

@@ -88,6 +88,31 @@ def test_stream_reports_an_unreachable_port_clearly(tmp_path):
     assert "socket://127.0.0.1:9" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_stream_refuses_a_dataset_the_board_was_not_baked_for(kws, tmp_path):
+    r = subprocess.run([PY, "host_tools/stream.py", "--dataset", "digits", "--emulate", "host", "--elf", kws.host_elf,
+                        "--train", "5", "--eval", "5", "--out", tmp_path / "s.json", "--quiet"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "--dataset digits gives inputs of 3072 values" in r.stderr and "takes 490" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "s.json").exists()
+
+
+def test_stream_refuses_labels_in_another_order(kws):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("stream", ROOT / "host_tools" / "stream.py")
+    stream = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stream)
+    names = datasets.labels("kws")
+    x = np.zeros((2, 49, 10, 1), np.float32)
+    info = {"model": "m", "input_shape": [1, 49, 10, 1], "input_bytes": 490, "num_classes": len(names)}
+    stream.check_fits({**info, "labels": names}, "kws", kws.corpus, x)
+    stream.check_fits({**info, "labels": [str(i) for i in range(len(names))]}, "kws", kws.corpus, x)  # unnamed
+    with pytest.raises(ValueError, match="has the labels"):
+        stream.check_fits({**info, "labels": names[1:] + names[:1]}, "kws", kws.corpus, x)
+    with pytest.raises(ValueError, match="has the labels"):
+        stream.check_fits({**info, "num_classes": 10, "labels": [str(i) for i in range(10)]}, "kws", kws.corpus, x)
+
+
 def _replies(port, data, wait=0.6):
     """Send raw bytes, collect the frames that come back within `wait` seconds."""
     import time
