@@ -28,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+from model_prep.cli import at_least
 from host_tools import firmware_bench as fb
 from model_prep import checkpoint, export, verify
 from model_prep import scheme as fmt
@@ -182,13 +183,13 @@ def main(argv=None):
     ap.add_argument("--model", action="append", choices=MODELS, help="repeatable (default: all)")
     ap.add_argument("--tflite", type=Path, help="measure this int8 model (its .pt beside it gives the PyTorch row)")
     ap.add_argument("--scheme", action="append", choices=SCHEMES, help="repeatable (default: all; --quick: two)")
-    ap.add_argument("--trains", type=int, default=3, help="TRAIN steps on qemu-m7 (the last one's instructions)")
-    ap.add_argument("--stack-size", type=int, default=4096, help="bytes the qemu-m7 build reserves for the stack")
+    ap.add_argument("--trains", type=at_least(1), default=3,
+                    help="TRAIN steps on qemu-m7 (the last one's instructions)")
+    ap.add_argument("--stack-size", type=at_least(1024), default=4096,
+                    help="bytes the qemu-m7 build reserves for the stack")
     ap.add_argument("--work", type=Path, default=WORK, help="models, bakes and builds")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "firmware.json")
     args = ap.parse_args(argv)
-    if args.trains < 1 or args.stack_size < 1024:
-        sys.exit("bench_firmware: --trains must be at least 1 and --stack-size at least 1024")
     if args.tflite and not args.tflite.is_file():
         sys.exit(f"bench_firmware: no model at {args.tflite}")
     schemes = args.scheme or (QUICK_SCHEMES if args.quick else SCHEMES)

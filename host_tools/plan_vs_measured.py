@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model_prep.cli import at_least
 from host_tools import firmware_bench as fb
 from model_prep import scheme as fmt
 from model_prep.provenance import run_record
@@ -149,15 +150,13 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="3 schemes on one model (smoke test)")
     ap.add_argument("--model", action="append", help="dataset/model of search.tasks (repeatable)")
     ap.add_argument("--tflite", type=Path, help="measure this int8 model instead of the task models")
-    ap.add_argument("--schemes", type=int, help="measured random schemes per model (default 30, --quick 3)")
-    ap.add_argument("--trains", type=int, default=3, help="TRAIN steps before INFO is read")
+    ap.add_argument("--schemes", type=at_least(1), help="measured random schemes per model (default 30, --quick 3)")
+    ap.add_argument("--trains", type=at_least(1), default=3, help="TRAIN steps before INFO is read")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=WORK, help="bake and build folders")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "plan_vs_measured.json")
     args = ap.parse_args(argv)
     n = args.schemes if args.schemes is not None else (3 if args.quick else 30)
-    if n < 1 or args.trains < 1:
-        sys.exit("plan_vs_measured: --schemes and --trains must be at least 1")
     print(f"{'model':26s} {'scheme':10s} {'upd':>3s} {'planned':>10s} {'measured':>10s} {'error':>8s}")
     rows, skipped = [], []
     for label, tflite in resolve_models(args):

@@ -24,6 +24,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from host_tools.protocol import Device, DeviceError  # noqa: E402
+from model_prep.cli import at_least, positive  # noqa: E402
 from model_prep.data import datasets, frontend  # noqa: E402
 from model_prep.provenance import run_record  # noqa: E402
 
@@ -145,12 +146,12 @@ def main(argv=None):
     where.add_argument("--port", help="pyserial URL: /dev/ttyACM0, socket://127.0.0.1:PORT, ...")
     where.add_argument("--emulate", choices=("qemu-m7", "host"), help="start this emulated board first")
     ap.add_argument("--elf", type=Path, help="firmware to run with --emulate")
-    ap.add_argument("--train", type=int, default=400, help="samples to train on (at most)")
-    ap.add_argument("--epochs", type=int, default=1, help="passes over the training samples")
-    ap.add_argument("--eval", type=int, default=200, help="held-out samples to evaluate (at most)")
-    ap.add_argument("--curve-every", type=int, default=100, help="evaluate after every N trained samples")
-    ap.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for each reply")
-    ap.add_argument("--retries", type=int, default=3, help="tries per request before giving up")
+    ap.add_argument("--train", type=at_least(0), default=400, help="samples to train on (at most)")
+    ap.add_argument("--epochs", type=at_least(0), default=1, help="passes over the training samples")
+    ap.add_argument("--eval", type=at_least(1), default=200, help="held-out samples to evaluate (at most)")
+    ap.add_argument("--curve-every", type=at_least(1), default=100, help="evaluate after every N trained samples")
+    ap.add_argument("--timeout", type=positive, default=3.0, help="seconds to wait for each reply")
+    ap.add_argument("--retries", type=at_least(1), default=3, help="tries per request before giving up")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("build/stream/summary.json"), help="JSON summary (PNG beside)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model_prep.cli import positive
 from model_prep import int8_params
 from model_prep import scheme as scheme_fmt
 from model_prep.lower import lower
@@ -310,7 +311,7 @@ def main(argv=None):
     which = ap.add_mutually_exclusive_group()
     which.add_argument("--train", default="classifier", choices=TRAIN_MODES, help="what the device trains")
     which.add_argument("--scheme", type=Path, help="an odt-scheme/1 file saying what the device trains")
-    ap.add_argument("--lr", type=float, default=0.02, help="on-device SGD learning rate")
+    ap.add_argument("--lr", type=positive, default=0.02, help="on-device SGD learning rate")
     ap.add_argument("--no-qas", action="store_true", help="plain int8 SGD without Quantization-Aware Scaling")
     ap.add_argument("--seed", type=int, default=0, help="seed of the stochastic rounding")
     args = ap.parse_args(argv)

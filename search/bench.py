@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 from pymoo.indicators.hv import HV
 
+from model_prep.cli import at_least
 from model_prep.provenance import git_commit, run_record, write_result
 from model_prep.training_plan import TrainingPlan
 from search import baselines, contrib, tasks
@@ -278,24 +279,22 @@ def main(argv=None):
     ap.add_argument("--row", action="append", help="dataset/model[@KiB,KiB...] (budgets of that row; default "
                     "64,128,256), repeatable (default: every row with a table)")
     ap.add_argument("--contrib", type=Path, help="the table of a single --row (default: ROWS)")
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--evals", type=int, default=480)
-    ap.add_argument("--pop", type=int, default=24)
-    ap.add_argument("--verify", type=int, default=4, help="front schemes per search trained on validation")
-    ap.add_argument("--train-seeds", type=int, default=1, help="training seeds averaged per real evaluation "
+    ap.add_argument("--seeds", type=at_least(1), default=5)
+    ap.add_argument("--evals", type=at_least(1), default=480)
+    ap.add_argument("--pop", type=at_least(4), default=24)
+    ap.add_argument("--verify", type=at_least(1), default=4, help="front schemes per search trained on validation")
+    ap.add_argument("--train-seeds", type=at_least(1), default=1, help="training seeds averaged per real evaluation "
                     "(validation and test; search.seed_noise measures what one seed leaves)")
     ap.add_argument("--shrink", action="store_true", help="search on the table's gains lowered by their noise "
                     "(search.contrib.shrunk): Δs within the noise stop adding up")
     ap.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=at_least(1), default=2)
     ap.add_argument("--evaluations", type=Path, default=WORK, help="the evaluation cache's folder (default "
                     "build/search; `make bench-search`: results/evaluations, committed, so a fresh clone resumes)")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "search.json")
     ap.add_argument("--update", action="store_true", help="keep the rows of --out that this run does not "
                     "measure (other model, task or budget); replace those it does")
     args = ap.parse_args(argv)
-    if args.train_seeds < 1:
-        sys.exit(f"search.bench: --train-seeds {args.train_seeds}: at least 1 training run per evaluation")
     if args.quick:
         args.seeds, args.evals, args.pop, args.verify = 2, 48, 12, 2
     wanted = wanted_rows(args.row, args.quick)

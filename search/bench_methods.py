@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from model_prep.cli import at_least
 from model_prep import checkpoint
 from model_prep import scheme as fmt
 from model_prep.provenance import run_record, write_result
@@ -198,7 +199,7 @@ def main(argv=None):
         ap.add_argument(f"--{f.replace('_', '-')}", type=type(default), default=None)
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "methods.json")
     ap.add_argument("--work", type=Path, default=tasks.WORK, help="cache of pre-trained task models")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=at_least(1), default=2)
     args = ap.parse_args(argv)
     overrides = {f: getattr(args, f) for f in asdict(Config()) if getattr(args, f) is not None}
     cfg = Config(**{**(QUICK if args.quick else {}), **overrides})

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from model_prep.cli import at_least, positive
 from model_prep import scheme as fmt
 from model_prep.provenance import run_record
 from model_prep.simulate import Simulator
@@ -377,21 +378,21 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="the task's quick pre-training and few samples (smoke test)")
     ap.add_argument("--layers", help="weight layers: all | last:N | comma list of names (default all; --quick last:2)")
     ap.add_argument("--ratios", help="weight ratios, e.g. 1/8,1/4,1/2,1 (the default; --quick 1/4,1)")
-    ap.add_argument("--k-step", type=int, help="bias curve: every n-th k, K always (default 1; --quick K/2)")
+    ap.add_argument("--k-step", type=at_least(1), help="bias curve: every n-th k, K always (default 1; --quick K/2)")
     ap.add_argument("--select", default="magnitude", help="channel-selection rules, comma list of "
                     f"{', '.join(fmt.SELECT_RULES)} (default magnitude)")
     ap.add_argument("--rows", default="all", choices=("all", "middle"),
                     help="middle: also measure each layer's middle kernel row alone (sub-tensor)")
-    ap.add_argument("--bias-base", type=int, default=-1, help="bias-only baseline: biases of the last N layers "
-                    "(default: all)")
-    ap.add_argument("--train", type=int, help="device train samples (default all; --quick 64)")
-    ap.add_argument("--test", type=int, help="validation samples measured on (default all; --quick 64)")
-    ap.add_argument("--epochs", type=int, default=Config.epochs)
-    ap.add_argument("--lr", type=float, default=Config.lr)
-    ap.add_argument("--batch-size", type=int, default=Config.batch_size)
+    ap.add_argument("--bias-base", type=at_least(-1), default=-1,
+                    help="bias-only baseline: biases of the last N layers (default: all)")
+    ap.add_argument("--train", type=at_least(1), help="device train samples (default all; --quick 64)")
+    ap.add_argument("--test", type=at_least(1), help="validation samples measured on (default all; --quick 64)")
+    ap.add_argument("--epochs", type=at_least(1), default=Config.epochs)
+    ap.add_argument("--lr", type=positive, default=Config.lr)
+    ap.add_argument("--batch-size", type=at_least(1), default=Config.batch_size)
     ap.add_argument("--grad-format", default=Config.grad_format)
-    ap.add_argument("--seeds", type=int, default=Config.seeds, help="training seeds averaged per measurement")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (the simulator's small integer ops "
+    ap.add_argument("--seeds", type=at_least(1), default=Config.seeds, help="training seeds averaged per measurement")
+    ap.add_argument("--threads", type=at_least(1), default=1, help="torch threads (the simulator's small integer ops "
                     "gain little from more; run analyses side by side instead)")
     ap.add_argument("--work", type=Path, default=WORK, help="cache of measurements")
     ap.add_argument("--tasks-work", type=Path, default=tasks.WORK, help="cache of pre-trained task models")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model_prep.cli import at_least
 from model_prep.tflite_graph import ModelError
 from search import contrib, tasks
 from search.ga import nsga2, single_ga
@@ -73,18 +74,16 @@ def main(argv=None):
     ap.add_argument("--shrink", action="store_true", help="search on the table's gains lowered by their noise "
                     "(search.contrib.shrunk)")
     ap.add_argument("--search", choices=SEARCHES, default="nsga2", help="the search (default nsga2)")
-    ap.add_argument("--evals", type=int, default=600, help="the search's evaluations")
+    ap.add_argument("--evals", type=at_least(1), default=600, help="the search's evaluations")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--verify", type=int, default=0, metavar="K", help="train the K best of the front for real")
-    ap.add_argument("--train-seeds", type=int, default=1, help="--verify: training seeds averaged per scheme")
+    ap.add_argument("--verify", type=at_least(0), default=0, metavar="K", help="train the K best of the front for real")
+    ap.add_argument("--train-seeds", type=at_least(1), default=1, help="--verify: training seeds averaged per scheme")
     ap.add_argument("--scheduler", help="Dask scheduler address for --verify (default: a local cluster)")
-    ap.add_argument("--workers", type=int, default=2, help="local Dask workers for --verify")
+    ap.add_argument("--workers", type=at_least(1), default=2, help="local Dask workers for --verify")
     ap.add_argument("--quick", action="store_true", help="the task's quick pre-training, --verify on 64 samples "
                     "(smoke test)")
     ap.add_argument("--out", type=Path, default=Path("scheme.json"))
     args = ap.parse_args(argv)
-    if args.train_seeds < 1:
-        sys.exit(f"search.run: --train-seeds {args.train_seeds}: at least 1 training run per evaluation")
     try:
         budget = parse_bytes(args.budget)
         table_path = args.contrib or ROOT / "build" / "contrib" / f"{args.model}-{args.dataset}.json"

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model_prep.cli import at_least
 from model_prep.provenance import run_record, write_result
 from search import tasks
 from search.bench import ROWS, correlation, row_space, wanted_rows
@@ -84,12 +85,13 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="kws/dscnn quick task, 2 seeds, 48 evaluations, 2 verified")
     ap.add_argument("--row", action="append", help="dataset/model[@KiB,KiB...] as search.bench's (default: every "
                     "row with a table, 64,128,256)")
-    ap.add_argument("--seeds", type=int, default=3, help="training seeds per scheme (seed 0 is the bench's)")
-    ap.add_argument("--evals", type=int, default=480, help="the bench's search evaluations (to find its schemes)")
-    ap.add_argument("--pop", type=int, default=24)
-    ap.add_argument("--verify", type=int, default=4, help="the bench's verified schemes per search")
+    ap.add_argument("--seeds", type=at_least(1), default=3, help="training seeds per scheme (seed 0 is the bench's)")
+    ap.add_argument("--evals", type=at_least(1), default=480,
+                    help="the bench's search evaluations (to find its schemes)")
+    ap.add_argument("--pop", type=at_least(4), default=24)
+    ap.add_argument("--verify", type=at_least(1), default=4, help="the bench's verified schemes per search")
     ap.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=at_least(1), default=2)
     ap.add_argument("--evaluations", type=Path, default=WORK, help="the evaluation cache's folder (default "
                     "build/search)")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "seed_noise.json")
