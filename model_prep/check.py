@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model_prep.cli import at_least
 from model_prep.bake import bake
 from model_prep.lower import lower
 from model_prep.simulate import Simulator
@@ -51,7 +52,8 @@ def run_runtime(tflite, inputs, workdir):
                             f"MODEL_DIR={workdir / 'baked'}", f"BUILD_DIR={workdir / 'fw'}"],
                            capture_output=True, text=True)
     if build.returncode != 0:
-        raise RuntimeError(f"building the host runtime for {tflite} failed:\n{build.stdout[-2000:]}{build.stderr[-2000:]}")
+        raise RuntimeError(f"building the host runtime for {tflite} failed:\n"
+                           f"{build.stdout[-2000:]}{build.stderr[-2000:]}")
     graph = load_graph(tflite)
     out_t = graph.tensors[graph.outputs[0]]
     (workdir / "in.bin").write_bytes(np.ascontiguousarray(inputs).tobytes())
@@ -59,7 +61,8 @@ def run_runtime(tflite, inputs, workdir):
                          capture_output=True, text=True)
     if run.returncode != 0:
         raise RuntimeError(f"the host runtime failed on {tflite}: {run.stderr.strip()}")
-    return np.frombuffer((workdir / "out.bin").read_bytes(), dtype=out_t.dtype).reshape((len(inputs),) + out_t.shape[1:])
+    out = np.frombuffer((workdir / "out.bin").read_bytes(), dtype=out_t.dtype)
+    return out.reshape((len(inputs),) + out_t.shape[1:])
 
 
 def check(tflite, inputs):
@@ -88,7 +91,7 @@ def report(outputs):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("tflite", type=Path)
-    ap.add_argument("--samples", type=int, default=20)
+    ap.add_argument("--samples", type=at_least(1), default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dataset", help="use real test inputs of this dataset (model_prep.data.datasets)")
     ap.add_argument("--data", type=Path, help="dataset root")

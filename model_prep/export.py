@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from model_prep.cli import at_least
 from model_prep import checkpoint
 from model_prep.tflite_graph import ModelError, load_graph, rename_tensors
 
@@ -212,7 +213,7 @@ def main(argv=None):
     ap.add_argument("-o", "--out", type=Path, required=True, help="output .tflite")
     ap.add_argument("--data", type=Path, default=None,
                     help="dataset root for calibration inputs (not needed for built-in datasets such as digits)")
-    ap.add_argument("--calib", type=int, default=400, help="calibration samples")
+    ap.add_argument("--calib", type=at_least(1), default=400, help="calibration samples")
     args = ap.parse_args(argv)
     try:
         path = export(args.checkpoint, args.out, args.data, args.calib)

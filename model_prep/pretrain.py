@@ -106,8 +106,8 @@ def train(cfg, data_root, out, model_opts=None, data_opts=None):
     options = dict(data_opts or {})
     if cfg.resolution:
         options["resolution"] = cfg.resolution
-    load = lambda split, group: [torch.from_numpy(a) for a in
-                                 datasets.load_features(cfg.dataset, data_root, split, group, **options)]
+    def load(split, group):
+        return [torch.from_numpy(a) for a in datasets.load_features(cfg.dataset, data_root, split, group, **options)]
     x_tr, y_tr = load("train", "pretrain")
     x_va, y_va = load("validation", "pretrain")
     labels = datasets.labels(cfg.dataset, data_root, **options)
@@ -169,13 +169,24 @@ def _parse(text, default, what):
         raise SystemExit(f"pretrain: {what}: cannot read '{text}' as {type(default).__name__}") from None
 
 
+LOWEST = {   # the smallest value each number of TrainConfig takes (and whether it may equal it)
+    "epochs": (1, True), "batch_size": (1, True), "lr": (0, False), "weight_decay": (0, True), "threads": (1, True),
+    "resolution": (0, True), "width": (0, True)}
+
+
 def parse_config(pairs):
     cfg = TrainConfig()
     fields = {f.name: f for f in dataclasses.fields(cfg)}
     for key, value in pairs:
         if key not in fields:
             raise SystemExit(f"pretrain: unknown option --{key}; known: {', '.join('--' + k for k in fields)}")
-        setattr(cfg, key, _parse(value, getattr(cfg, key), f"--{key}"))
+        v = _parse(value, getattr(cfg, key), f"--{key}")
+        low, equal = LOWEST.get(key, (None, True))
+        if low is not None and (v < low or v == low and not equal):
+            what = f"a number {'>=' if equal else '>'} {low}"
+            what += " (0: the default)" if key in ("resolution", "width") else ""
+            raise SystemExit(f"pretrain: --{key.replace('_', '-')} {value}: expected {what}")
+        setattr(cfg, key, v)
     return cfg
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from model_prep.cli import at_least
 from model_prep import check, checkpoint, export, pretrain
 from model_prep.bake import Baked
 from model_prep.provenance import run_record, write_result
@@ -44,7 +45,8 @@ class Row:
 SMALL = {"reduce_strides": 2}   # 32x32 inputs: the first two stride-2 layers keep the resolution
 ROWS = [
     Row("dscnn", "dscnn", "kws", {"epochs": 30}, {}, {"epochs": 3}),
-    Row("mobilenetv2-w0.35", "mobilenetv2", "digits", {"epochs": 20, "width": 0.35}, SMALL, {"epochs": 3, "width": 0.35}),
+    Row("mobilenetv2-w0.35", "mobilenetv2", "digits", {"epochs": 20, "width": 0.35}, SMALL,
+        {"epochs": 3, "width": 0.35}),
     Row("mobilenetv2-w0.5", "mobilenetv2", "digits", {"epochs": 20, "width": 0.5}, SMALL, {"epochs": 3, "width": 0.5}),
     Row("mobilenetv2-w1.0", "mobilenetv2", "digits", {"epochs": 15, "width": 1.0}, {"reduce_strides": 1},
         {"epochs": 2, "width": 1.0}),
@@ -121,7 +123,7 @@ def main(argv=None):
     which.add_argument("--all", action="store_true", help="every row")
     which.add_argument("--row", choices=[r.name for r in ROWS], action="append", help="one row (repeatable)")
     ap.add_argument("--quick", action="store_true", help="tiny configurations (smoke test)")
-    ap.add_argument("--samples", type=int, default=0, help="test samples per row (0: all; --quick: 40)")
+    ap.add_argument("--samples", type=at_least(0), default=0, help="test samples per row (0: all; --quick: 40)")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "verify.json")
     ap.add_argument("--work", type=Path, default=ROOT / "build" / "verify", help="cache of corpora and checkpoints")
     args = ap.parse_args(argv)
@@ -134,7 +136,8 @@ def main(argv=None):
         r = verify_row(row, args.quick, samples, args.work)
         rows.append(r)
         print(f"{r['model']:20s} {r['dataset']:8s} {r['samples']:7d} {100 * r['float_acc']:6.2f}% "
-              f"{100 * r['int8_acc']:6.2f}%  {'yes' if r['bit_exact'] else 'NO'}  ({time.time() - t0:.0f} s)", flush=True)
+              f"{100 * r['int8_acc']:6.2f}%  {'yes' if r['bit_exact'] else 'NO'}  ({time.time() - t0:.0f} s)",
+              flush=True)
     command = " ".join(["python -m model_prep.verify"] + (argv if argv is not None else sys.argv[1:]))
     result = {**run_record(command, f"{torch.get_num_threads()} threads"), "quick": args.quick, "rows": rows}
     write_result(result, args.out, plot, rows)

@@ -35,3 +35,16 @@ def test_a_number_out_of_range_is_one_usage_error(command, option, says):
     r = subprocess.run([PY, *command], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert f"argument {option}: {says}" in r.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("option,value,says", [
+    ("--batch-size", "0", "--batch-size 0: expected a number >= 1"),   # was a ZeroDivisionError
+    ("--epochs", "0", "--epochs 0: expected a number >= 1"),            # wrote an untrained checkpoint
+    ("--width", "-1", "--width -1: expected a number >= 0 (0: the default)"),   # trained some other width
+    ("--lr", "0", "--lr 0: expected a number > 0"),
+])
+def test_pretrain_refuses_a_number_out_of_range(tmp_path, option, value, says):
+    r = subprocess.run([PY, "-m", "model_prep.pretrain", "--dataset", "digits", "--model", "mcunet", option, value,
+                        "--out", tmp_path / "m.pt"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and r.stderr.strip() == f"pretrain: {says}"
+    assert not (tmp_path / "m.pt").exists()

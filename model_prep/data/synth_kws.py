@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import butter, resample_poly, sosfilt
 
+from model_prep.cli import at_least
 from model_prep.data.speech_commands import BACKGROUND_DIR, DEVICE_SPEAKERS_FILE, KEYWORDS
 
 VERSION = 1
@@ -312,10 +313,10 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, type=Path, help="corpus folder (created; an earlier corpus is replaced)")
     p.add_argument("--seed", required=True, type=int)
-    p.add_argument("--per-word", type=int,
+    p.add_argument("--per-word", type=at_least(1),
                    help="clips per keyword (default 400, 20 with --quick); each unknown word gets a quarter")
     p.add_argument("--quick", action="store_true", help="small corpus for tests")
-    p.add_argument("--jobs", type=int, default=2, help="parallel espeak-ng processes")
+    p.add_argument("--jobs", type=at_least(1), default=2, help="parallel espeak-ng processes")
     a = p.parse_args(argv)
     per_word = a.per_word or (20 if a.quick else 400)
     t0 = time.time()
