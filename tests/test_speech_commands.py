@@ -222,6 +222,14 @@ def test_unreadable_wav_names_the_file(tmp_path, kind):
         sc.load_wav(path)
 
 
+def test_a_truncated_wav_is_an_error_not_silence(tmp_path):
+    path = tmp_path / "yes" / "aaaa0001_nohash_9.wav"
+    write_wav(path, np.ones(16000, "<i2"))
+    path.write_bytes(path.read_bytes()[:44 + 2 * 100])   # the header's sizes say 16000 samples, 100 remain
+    with pytest.raises(DatasetError, match=f"{path}: truncated WAV: its header says 16000 samples, the file holds 100"):
+        sc.load_wav(path)
+
+
 def test_features_of_a_bad_wav_names_the_file(corpus):
     bad = corpus / "yes" / f"{SPEAKERS[0]}_nohash_0.wav"
     write_wav(bad, np.zeros(16000, np.uint8), width=1)

@@ -73,10 +73,13 @@ def read_wav(path) -> np.ndarray:
     """Whole 16-bit PCM mono WAV as float32 in [-1, 1), resampled to 16 kHz."""
     try:
         with wave.open(str(path), "rb") as f:
-            channels, width, rate = f.getnchannels(), f.getsampwidth(), f.getframerate()
-            data = f.readframes(f.getnframes())
+            channels, width, rate, frames = f.getnchannels(), f.getsampwidth(), f.getframerate(), f.getnframes()
+            data = f.readframes(frames)
     except (OSError, EOFError, wave.Error) as e:
         raise DatasetError(f"{path}: cannot read WAV ({e}); expected 16-bit PCM mono") from None
+    if len(data) < frames * channels * width:   # a cut-off copy or download: the clip would be padded with silence
+        raise DatasetError(f"{path}: truncated WAV: its header says {frames} samples, the file holds "
+                           f"{len(data) // max(1, channels * width)}")
     if channels != 1 or width != 2:
         raise DatasetError(f"{path}: {channels} channel(s) of {8 * width}-bit samples; expected 16-bit PCM mono")
     samples = np.frombuffer(data[:len(data) // 2 * 2], "<i2").astype(np.float32) / 32768.0
