@@ -106,11 +106,19 @@ class Baked:
         """The scheme's name ("none", "classifier", or the scheme file's)."""
         return self.scheme.name or ("none" if not self.scheme.layers else "scheme")
 
+    def sram_parts(self):
+        """The planned SRAM of the firmware, part by part (as `bake plan` prints it): arena, trained parameters,
+        gradient exponents, firmware statics, stack, and the total."""
+        if self.training:
+            return self.training.sram_parts()
+        total = self.plan.arena_bytes + FIRMWARE_STATIC_BYTES + FIRMWARE_STACK_BYTES
+        return {"arena_bytes": self.plan.arena_bytes, "param_bytes": 0, "gradient_exponent_bytes": 0,
+                "firmware_static_bytes": FIRMWARE_STATIC_BYTES, "stack_bytes": FIRMWARE_STACK_BYTES,
+                "total_sram_bytes": total}
+
     def sram_bytes(self):
         """The planned SRAM of the firmware: arena, trained parameters, gradient exponents, firmware statics, stack."""
-        if self.training:
-            return self.training.sram_bytes()
-        return self.plan.arena_bytes + FIRMWARE_STATIC_BYTES + FIRMWARE_STACK_BYTES
+        return self.sram_parts()["total_sram_bytes"]
 
     def params(self):
         """[{layer, tensor, dtype, shape, offset, bytes}]: the PARAMS blob (trained tensors, SRAM copies)."""
@@ -290,10 +298,7 @@ def plan_main(argv):
         b = Baked(args.tflite, scheme=scheme_fmt.load(args.scheme))
     except (ModelError, scheme_fmt.SchemeError) as e:
         sys.exit(f"bake plan: {e}")
-    parts = b.training.sram_parts() if b.training else {
-        "arena_bytes": b.plan.arena_bytes, "param_bytes": 0, "gradient_exponent_bytes": 0,
-        "firmware_static_bytes": FIRMWARE_STATIC_BYTES, "stack_bytes": FIRMWARE_STACK_BYTES,
-        "total_sram_bytes": b.sram_bytes()}
+    parts = b.sram_parts()
     if args.json:
         print(json.dumps(parts))
         return

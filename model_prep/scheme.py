@@ -99,7 +99,8 @@ def _is_indices(v):
     return isinstance(v, (list, tuple)) and all(_is_int(i) and i >= 0 for i in v)
 
 
-_NULLABLE = ("ratio", "channels", "groups", "group_size", "rows", "tflite_sha256")   # fields whose default is None
+_NULLABLE = {f.name for cls in (WeightUpdate, LayerUpdate, Scheme) for f in dataclasses.fields(cls)
+             if f.default is None}   # null stands for "not set" where that is the field's default
 _TYPES = {   # key -> (what it must be, test)
     "layer": ("a string (the layer's name in the .tflite)", lambda v: isinstance(v, str) and v != ""),
     "bias": ("true or false", lambda v: isinstance(v, (bool, np.bool_))),
