@@ -55,7 +55,8 @@ flash: bake
 demo: setup
 	$(MAKE) firmware BOARD=qemu-m7
 	$(PY) host_tools/stream.py --dataset kws --data $(KWS)/corpus --emulate qemu-m7 \
-		--elf build/firmware/qemu-m7/firmware.elf --out build/demo/summary.json
+		--elf build/firmware/qemu-m7/firmware.elf --out build/demo/summary.json \
+		--save-model build/demo/adapted.tflite --baked $(KWS)/baked
 	mkdir -p results && cp build/demo/summary.json results/kws_demo.json && cp build/demo/summary.png results/kws_demo.png
 	$(PY) scripts/readme_results.py
 

@@ -61,13 +61,32 @@ def quantize(x, info):
     return q.reshape(len(x), -1)
 
 
-def evaluate(dev, x, y, bar=None):
+def evaluate(dev, x, y, bar=None, outputs=None):
+    """Accuracy of the board on (x, y); its raw output bytes appended to `outputs` when given."""
     correct = 0
     for xi, yi in zip(x, y):
-        correct += dev.evaluate(xi.tobytes()).pred == yi
+        reply = dev.evaluate(xi.tobytes())
+        correct += reply.pred == yi
+        if outputs is not None:
+            outputs.append(reply.logits.tobytes())
         if bar:
             bar.update(1)
     return correct / max(1, len(y))
+
+
+def save_model(dev, args, info, q_ev, y_ev, outputs):
+    """Pull the trained model off the board (host_tools/pull.py) and run it in tflite-micro on the held-out
+    samples: {path, agree (outputs equal to the board's, byte for byte), tflm_acc}."""
+    from host_tools.pull import pull
+    from model_prep.tflm import run_tflm
+    path = pull(dev, args.manifest, args.manifest_path, args.save_model, args.tflite, info=info,
+                dataset=args.dataset)
+    x = q_ev.reshape((len(q_ev), *info["input_shape"]))   # each sample with its batch dimension of 1
+    got = run_tflm(path, x) if len(x) else np.zeros((0, 0))
+    agree = sum(g.tobytes() == o for g, o in zip(got, outputs))
+    pred = got.reshape(len(got), -1).argmax(axis=1) if len(got) else np.zeros(0, int)
+    return {"path": str(path), "samples": len(outputs), "agree": int(agree),
+            "tflm_acc": float((pred == y_ev).mean()) if len(y_ev) else 0.0}
 
 
 def plot(curve, path, title):
@@ -91,23 +110,27 @@ def run(dev, args, port):
     dev.reset()
     x_tr, y_tr, x_ev, y_ev = device_samples(args.dataset, args.data, args.train, args.eval, args.seed)
     check_fits(info, args.dataset, args.data, x_tr)
+    if args.save_model:   # before training: a wrong --baked would only show after it
+        from host_tools.pull import check_board
+        check_board(info, args.manifest, args.manifest_path, args.tflite)
     rng = np.random.default_rng(args.seed)
     passes = [rng.permutation(len(x_tr)) for _ in range(args.epochs)]   # each pass in a new order
     order = np.concatenate(passes) if passes else np.zeros(0, int)
     q_tr, y_tr, q_ev = quantize(x_tr, info)[order], y_tr[order], quantize(x_ev, info)
     checkpoints = sorted({0, len(q_tr)} | set(range(args.curve_every, len(q_tr), args.curve_every)))
     total = len(q_tr) + len(checkpoints) * len(q_ev)
-    curve = []
+    curve, outputs = [], []
     t0 = time.time()
     with tqdm(total=total, desc=f"{info['board']}: train {len(q_tr)} / eval {len(q_ev)}", unit="frame",
               file=sys.stderr, disable=args.quiet) as bar:
         for i in range(len(q_tr) + 1):
             if i in checkpoints:
-                curve.append((i, evaluate(dev, q_ev, y_ev, bar)))
+                curve.append((i, evaluate(dev, q_ev, y_ev, bar, outputs if i == len(q_tr) else None)))
             if i < len(q_tr):
                 dev.train(int(y_tr[i]), q_tr[i].tobytes())
                 bar.update(1)
     stats, info = dev.stats(), dev.info()
+    pulled = save_model(dev, args, info, q_ev, y_ev, outputs) if args.save_model else None
     summary = {
         "board": info["board"], "model": info["model"], "scheme": info["scheme"], "port": port,
         "dataset": args.dataset, "samples_trained": stats["samples_trained"], "eval_samples": len(q_ev),
@@ -119,7 +142,7 @@ def run(dev, args, port):
         "updates": info.get("updates", []), "planned_sram_bytes": info.get("planned_sram_bytes"),
         "ticks_per_train_step": stats["train_ticks"] / max(1, stats["samples_trained"]),
         "ticks_per_inference": stats["eval_ticks"] / max(1, stats["evals"]), "tick_hz": stats["tick_hz"],
-        "seconds": round(time.time() - t0, 1), **run_record(),
+        "seconds": round(time.time() - t0, 1), **({"saved_model": pulled} if pulled else {}), **run_record(),
     }
     return summary
 
@@ -136,6 +159,10 @@ def report(s):
     print(f"peak SRAM {s['peak_sram_bytes']} bytes (static {s['static_sram_bytes']} incl. arena "
           f"{s['arena_bytes']}, stack {s['stack_bytes_used']}; planned {s['planned_sram_bytes']})  "
           f"flash {s['flash_bytes']} bytes")
+    if "saved_model" in s:
+        m = s["saved_model"]
+        print(f"trained model pulled off the board: {m['path']}; in tflite-micro its outputs equal the board's on "
+              f"{m['agree']} of {m['samples']} held-out samples (accuracy {100 * m['tflm_acc']:.1f} %)")
 
 
 def main(argv=None):
@@ -154,11 +181,21 @@ def main(argv=None):
     ap.add_argument("--retries", type=at_least(1), default=3, help="tries per request before giving up")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("build/stream/summary.json"), help="JSON summary (PNG beside)")
+    ap.add_argument("--save-model", type=Path, help="after training, pull the trained model off the board into this "
+                    ".tflite and check it in tflite-micro (needs --baked)")
+    ap.add_argument("--baked", type=Path, help="the baked model folder (model.json) the firmware was built from")
+    ap.add_argument("--tflite", type=Path, help="with --save-model: the .tflite it was baked from (default: "
+                    "model.json's)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     if args.emulate and not args.elf:
         ap.error("--emulate needs --elf (the firmware to run)")
+    if args.save_model and not args.baked:
+        ap.error("--save-model needs --baked (the baked model folder the firmware was built from)")
     try:
+        if args.save_model:
+            from host_tools.pull import load_manifest
+            args.manifest, args.manifest_path = load_manifest(args.baked)
         with ExitStack() as stack:
             port = args.port
             if args.emulate:

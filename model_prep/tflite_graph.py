@@ -137,3 +137,65 @@ def rename_tensors(src, dst, names):
         for i, name in names.items():
             model.subgraphs[0].tensors[i].name = name.encode()
     Path(dst).write_bytes(edit_model(src, rename))
+
+
+def set_parameters(src, values):
+    """The model at `src` (a path or its bytes) with new constant data for some ops' weights and biases, as bytes.
+
+    values: {op index: {"weights": int8 array, "bias": int32 array}} (either key may be left out), each array
+    of the tensor's shape. Quantization is kept: the arrays are in the tensors' own scales (what training
+    with fixed scales, e.g. QAS on the device, produces). A tensor whose buffer another tensor shares gets a
+    buffer of its own; an op without a bias (an omitted input) gets a new int32 bias tensor in TFLite's int8
+    convention (scale = input scale x weight scale per output channel, zero point 0)."""
+    def edit(model):
+        g = model.subgraphs[0]
+        users = {}
+        for t in (t for sg in model.subgraphs for t in sg.tensors):
+            users[t.buffer] = users.get(t.buffer, 0) + 1
+        for i, new in values.items():
+            op = g.operators[i]
+            inputs = [int(x) for x in op.inputs]
+            for what, array in new.items():
+                if what not in ("weights", "bias"):
+                    raise ValueError(f"op {i}: unknown parameter '{what}' (weights or bias)")
+                slot = 1 if what == "weights" else 2
+                if slot == 2 and (len(inputs) < 3 or inputs[2] < 0):
+                    inputs = (inputs + [-1])[:3]
+                    inputs[2] = _new_bias(model, g, op, inputs)
+                    op.inputs = np.asarray(inputs, np.int32)
+                t = g.tensors[inputs[slot]]
+                want = (tuple(int(d) for d in t.shape), _TYPE_NAMES[t.type])
+                got = (tuple(np.shape(array)), str(np.asarray(array).dtype))
+                if got != want:
+                    raise ValueError(f"op {i} {what} '{t.name.decode()}': given {got[1]} {list(got[0])}, "
+                                     f"the model holds {want[1]} {list(want[0])}")
+                if users.get(t.buffer, 0) > 1 or t.buffer == 0:
+                    users[t.buffer] -= 1
+                    model.buffers.append(schema.BufferT())
+                    t.buffer = len(model.buffers) - 1
+                data = np.ascontiguousarray(array, dtype=np.dtype(want[1]).newbyteorder("<"))
+                model.buffers[t.buffer].data = np.frombuffer(data.tobytes(), np.uint8)
+    return edit_model(src, edit)
+
+
+def _new_bias(model, g, op, inputs):
+    """Index of a new zero int32 bias tensor for an op with inputs (x, w, -1); its buffer is filled by the caller."""
+    x, w = g.tensors[inputs[0]], g.tensors[inputs[1]]
+    code = model.operatorCodes[op.opcodeIndex]
+    kind = _OP_NAMES.get(max(code.builtinCode, code.deprecatedBuiltinCode))
+    if kind not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+        raise ValueError(f"a {kind} op has no bias to set")
+    channels = int(w.shape[3] if kind == "DEPTHWISE_CONV_2D" else w.shape[0])   # output channels
+    q = schema.QuantizationParametersT()
+    scale = np.broadcast_to(np.asarray(w.quantization.scale, np.float32), (channels,))
+    q.scale = (np.float32(x.quantization.scale[0]) * scale).astype(np.float32)
+    q.zeroPoint = np.zeros(channels, np.int64)
+    q.quantizedDimension = 0
+    t = schema.TensorT()
+    t.shape, t.type, t.name, t.quantization = np.asarray([channels], np.int32), schema.TensorType.INT32, \
+        (w.name.decode() + "/bias").encode(), q
+    model.buffers.append(schema.BufferT())
+    t.buffer = len(model.buffers) - 1
+    model.buffers[t.buffer].data = np.zeros(4 * channels, np.uint8)
+    g.tensors.append(t)
+    return len(g.tensors) - 1

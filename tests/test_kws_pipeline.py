@@ -53,7 +53,8 @@ def test_qemu_end_to_end_stream_trains_and_matches_host(kws, tmp_path):
     out = tmp_path / "summary.json"
     r = subprocess.run([PY, "host_tools/stream.py", "--dataset", "kws", "--data", kws.corpus,
                         "--emulate", "qemu-m7", "--elf", kws.qemu_elf, "--train", "150", "--epochs", "2",
-                        "--eval", "80", "--curve-every", "300", "--out", out, "--quiet"],
+                        "--eval", "80", "--curve-every", "300", "--out", out, "--quiet",
+                        "--save-model", tmp_path / "adapted.tflite", "--baked", kws.baked],
                        cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     s = json.loads(out.read_text())
@@ -61,6 +62,14 @@ def test_qemu_end_to_end_stream_trains_and_matches_host(kws, tmp_path):
     assert s["acc_after"] > s["acc_before"], s["curve"]
     assert 0 < s["peak_sram_bytes"] <= 320 * 1024 and 0 < s["flash_bytes"] <= 1024 * 1024
     assert s["stack_bytes_used"] > 0 and out.with_suffix(".png").stat().st_size > 0
+    # the trained model pulled off the board gives the board's outputs in tflite-micro (its classifier trained)
+    m = s["saved_model"]
+    assert m["agree"] == m["samples"] == s["eval_samples"] and m["tflm_acc"] == s["acc_after"]
+    pulled, baked = load_graph(m["path"]), load_graph(kws.tflite)
+    w = next(op.inputs[1] for op in baked.ops if baked.tensors[op.outputs[0]].name == "classifier")
+    assert not np.array_equal(pulled.tensors[w].data, baked.tensors[w].data)
+    n = s["eval_samples"]
+    assert f"tflite-micro its outputs equal the board's on {n} of {n} held-out" in r.stdout, r.stdout
     # The emulated board computes exactly what the host build computes.
     q, _ = device_inputs(kws, "test", limit=20)
     outputs = {}
