@@ -179,7 +179,7 @@ def set_parameters(src, values):
 
 
 def _new_bias(model, g, op, inputs):
-    """Index of a new zero int32 bias tensor for an op with inputs (x, w, -1); its buffer is filled by the caller."""
+    """Index of a new int32 bias tensor (with a buffer of its own) for an op with inputs (x, w, -1)."""
     x, w = g.tensors[inputs[0]], g.tensors[inputs[1]]
     code = model.operatorCodes[op.opcodeIndex]
     kind = _OP_NAMES.get(max(code.builtinCode, code.deprecatedBuiltinCode))
@@ -187,15 +187,16 @@ def _new_bias(model, g, op, inputs):
         raise ValueError(f"a {kind} op has no bias to set")
     channels = int(w.shape[3] if kind == "DEPTHWISE_CONV_2D" else w.shape[0])   # output channels
     q = schema.QuantizationParametersT()
-    scale = np.broadcast_to(np.asarray(w.quantization.scale, np.float32), (channels,))
-    q.scale = (np.float32(x.quantization.scale[0]) * scale).astype(np.float32)
+    w_scale = np.broadcast_to(np.asarray(w.quantization.scale, np.float32), (channels,))
+    q.scale = (np.float32(x.quantization.scale[0]) * w_scale).astype(np.float32)
     q.zeroPoint = np.zeros(channels, np.int64)
     q.quantizedDimension = 0
     t = schema.TensorT()
-    t.shape, t.type, t.name, t.quantization = np.asarray([channels], np.int32), schema.TensorType.INT32, \
-        (w.name.decode() + "/bias").encode(), q
+    t.shape = np.asarray([channels], np.int32)
+    t.type = schema.TensorType.INT32
+    t.name = (w.name.decode() + "/bias").encode()
+    t.quantization = q
     model.buffers.append(schema.BufferT())
     t.buffer = len(model.buffers) - 1
-    model.buffers[t.buffer].data = np.zeros(4 * channels, np.uint8)
     g.tensors.append(t)
     return len(g.tensors) - 1
