@@ -21,6 +21,7 @@ if str(ROOT) not in sys.path:
 
 from host_tools.protocol import Device, DeviceError  # noqa: E402
 from model_prep import adapted  # noqa: E402
+from model_prep.bake import FORMAT as BAKED  # noqa: E402
 from model_prep.cli import at_least, positive  # noqa: E402
 
 
@@ -34,8 +35,8 @@ def load_manifest(baked):
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not JSON ({e})") from e
-    if manifest.get("format") != "odt-baked/1":
-        raise ValueError(f"{path}: format {manifest.get('format')!r}, expected 'odt-baked/1' (bake's model.json)")
+    if manifest.get("format") != BAKED:
+        raise ValueError(f"{path}: format {manifest.get('format')!r}, expected '{BAKED}' (bake's model.json)")
     return manifest, path
 
 

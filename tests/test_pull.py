@@ -108,6 +108,8 @@ def test_pull_refuses_a_board_of_another_bake(kws, tmp_path):
     assert r.returncode != 0 and not (tmp_path / "a.tflite").exists()
     assert r.stderr.startswith("pull: the board runs") and "pass the --baked folder" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
-    r = subprocess.run([PY, "host_tools/pull.py", "--port", "socket://127.0.0.1:9", "--baked", tmp_path / "none",
-                        "-o", tmp_path / "a.tflite"], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert r.returncode != 0 and r.stderr.startswith("pull: ") and "no model.json" in r.stderr, r.stderr
+    (tmp_path / "scheme.json").write_text('{"format": "odt-scheme/1"}')
+    for baked, says in ((tmp_path / "none", "no model.json"), (tmp_path / "scheme.json", "expected 'odt-baked/1'")):
+        r = subprocess.run([PY, "host_tools/pull.py", "--port", "socket://127.0.0.1:9", "--baked", baked,
+                            "-o", tmp_path / "a.tflite"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0 and r.stderr.startswith("pull: ") and says in r.stderr, r.stderr
