@@ -15,7 +15,7 @@ from model_prep.bake import Baked
 from model_prep.tflite_graph import edit_model, load_graph, set_parameters
 from model_prep.tflm import run_tflm
 
-from conftest import PY, ROOT
+from conftest import PY, ROOT, build_firmware, run
 from test_kws_pipeline import device_inputs
 from test_train_engine import bake_and_build, kws_scheme, reference, scheme_of
 
@@ -63,8 +63,12 @@ def test_the_pulled_model_is_the_trained_one_and_runs_as_the_board(kws, tmp_path
     meta = json.loads(path.with_suffix(".json").read_text())
     assert meta["labels"] == json.loads(kws.tflite.with_suffix(".json").read_text())["labels"]
     assert meta["adapted"]["samples_trained"] == 24 and meta["adapted"]["board"] == "host"
-    # the adapted model bakes again (to be flashed, or trained on further)
+    # the adapted model bakes again, with its labels: flashed, the firmware starts as the trained board ended
     assert Baked(path, train="classifier").labels == meta["labels"]
+    run(PY, "-m", "model_prep.bake", path, "-o", tmp_path / "rebaked", "--scheme", tmp_path / "scheme.json")
+    elf = build_firmware("host", tmp_path / "rebaked", tmp_path / "fw-rebaked")
+    with launch("host", elf) as url, Device(url) as dev:
+        assert [dev.evaluate(x.tobytes()).logits.tobytes() for x in evals] == board
 
 
 def test_a_bias_the_converter_dropped_gets_a_tensor_of_its_own(kws, tmp_path, one_torch_thread):
