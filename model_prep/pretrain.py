@@ -179,7 +179,8 @@ def parse_config(pairs):
     fields = {f.name: f for f in dataclasses.fields(cfg)}
     for key, value in pairs:
         if key not in fields:
-            raise SystemExit(f"pretrain: unknown option --{key}; known: {', '.join('--' + k for k in fields)}")
+            raise SystemExit(f"pretrain: unknown option --{key.replace('_', '-')}; known: "
+                             f"{', '.join('--' + k.replace('_', '-') for k in fields)}")
         v = _parse(value, getattr(cfg, key), f"--{key}")
         low, equal = LOWEST.get(key, (None, True))
         if low is not None and (v < low or v == low and not equal):
@@ -206,8 +207,14 @@ def parse_opts(items, defaults, flag, owner):
     return opts
 
 
+def overrides_help():
+    """The --key value overrides of TrainConfig, with their defaults (for --help)."""
+    items = [f"--{f.name.replace('_', '-')} {getattr(TrainConfig(), f.name)}" for f in dataclasses.fields(TrainConfig)]
+    return "training config, each as --key value (defaults): " + ", ".join(items)
+
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False, epilog=overrides_help())
     ap.add_argument("--data", type=Path, default=None, help="dataset root (not needed for built-in datasets)")
     ap.add_argument("--out", type=Path, required=True, help="checkpoint to write")
     ap.add_argument("--model-opt", action="append", default=[], metavar="KEY=VALUE",

@@ -42,6 +42,8 @@ def test_a_number_out_of_range_is_one_usage_error(command, option, says):
     ("--epochs", "0", "--epochs 0: expected a number >= 1"),            # wrote an untrained checkpoint
     ("--width", "-1", "--width -1: expected a number >= 0 (0: the default)"),   # trained some other width
     ("--lr", "0", "--lr 0: expected a number > 0"),
+    ("--batch-sizes", "8", "unknown option --batch-sizes; known: --dataset, --model, --epochs, --batch-size, --lr, "
+                           "--weight-decay, --seed, --threads, --resolution, --width, --augment"),
 ])
 def test_pretrain_refuses_a_number_out_of_range(tmp_path, option, value, says):
     r = subprocess.run([PY, "-m", "model_prep.pretrain", "--dataset", "digits", "--model", "mcunet", option, value,
