@@ -45,7 +45,7 @@ def full_tensors(graph, params, trained):
             rows, channels = np.asarray(p["rows"]), np.asarray(p["channels"])
             if whole.ndim == 2:
                 whole[:, channels] = value
-            else:
+            else:   # the slice is [O, rows, KW, channels]; index arrays split by a slice put their axes first
                 whole[:, rows[:, None], :, channels[None, :]] = value.transpose(1, 3, 0, 2)
             value = whole
         out.setdefault(op.index, {})[what] = value
