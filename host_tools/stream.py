@@ -112,7 +112,7 @@ def run(dev, args, port):
     check_fits(info, args.dataset, args.data, x_tr)
     if args.save_model:   # before training: a wrong --baked would only show after it
         from host_tools.pull import check_board
-        check_board(info, args.manifest, args.manifest_path, args.tflite)
+        args.tflite = check_board(info, args.manifest, args.manifest_path, args.tflite)   # found once
     rng = np.random.default_rng(args.seed)
     passes = [rng.permutation(len(x_tr)) for _ in range(args.epochs)]   # each pass in a new order
     order = np.concatenate(passes) if passes else np.zeros(0, int)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model_prep.scheme import trainable_layers
 from model_prep.tflite_graph import load_graph, set_parameters
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +31,7 @@ class AdaptedError(ValueError):
 def full_tensors(graph, params, trained):
     """{op index: {"weights": array, "bias": array}} of the trained tensors, whole: a sliced weight's
     slice written into the model's weights. params: model.json's "params"; trained: {(layer, tensor): array}."""
-    by_name = {graph.tensors[op.outputs[0]].name: op for op in graph.ops if op.outputs}
+    by_name = trainable_layers(graph)
     out = {}
     for p in params:
         layer, what = p["layer"], p["tensor"]
@@ -52,23 +53,25 @@ def full_tensors(graph, params, trained):
     return out
 
 
-def tflite_sha256(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def source(manifest, tflite=None):
     """The .tflite a baked model was baked from, checked by its hash: `tflite`, else the path model.json names
     (relative to the working folder, else to the repository, as bake was run from it)."""
+    return _baked_from(manifest, tflite)[0]
+
+
+def _baked_from(manifest, tflite):
+    """(path, bytes, sha256) of source()'s file, read once."""
     named = Path(manifest["tflite"])
     tries = [Path(tflite)] if tflite else [named] + ([ROOT / named] if not named.is_absolute() else [])
     path = next((p for p in tries if p.is_file()), None)
     if path is None:
         raise AdaptedError(f"{tries[0]}: the .tflite the firmware was baked from is missing (pass it as --tflite)")
-    sha = tflite_sha256(path)
+    data = path.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
     if not sha.startswith(manifest["tflite_sha256"]):
         raise AdaptedError(f"{path} (sha256 {sha[:16]}) is not the model the firmware was baked from "
                            f"(sha256 {manifest['tflite_sha256']})")
-    return path
+    return path, data, sha
 
 
 def write(manifest, trained, out, tflite=None, **record):
@@ -76,12 +79,11 @@ def write(manifest, trained, out, tflite=None, **record):
 
     manifest: the baked model's model.json; tflite: the .tflite it was baked from (default: source(manifest));
     record: what to note in the sidecar (board, samples trained, ...)."""
-    tflite = source(manifest, tflite)
-    sha = tflite_sha256(tflite)
+    tflite, data, sha = _baked_from(manifest, tflite)
     graph = load_graph(tflite)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(set_parameters(tflite, full_tensors(graph, manifest["params"], trained)))
+    out.write_bytes(set_parameters(data, full_tensors(graph, manifest["params"], trained)))
     sidecar = tflite.with_suffix(".json")
     meta = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
     meta.setdefault("model", manifest.get("model"))

@@ -209,7 +209,7 @@ def parse_opts(items, defaults, flag, owner):
 
 def overrides_help():
     """The --key value overrides of TrainConfig, with their defaults (for --help)."""
-    items = [f"--{f.name.replace('_', '-')} {getattr(TrainConfig(), f.name)}" for f in dataclasses.fields(TrainConfig)]
+    items = [f"--{f.name.replace('_', '-')} {f.default}" for f in dataclasses.fields(TrainConfig)]
     return "training config, each as --key value (defaults): " + ", ".join(items)
 
 

@@ -11,6 +11,7 @@ from host_tools.boards import launch
 from host_tools.protocol import Device, DeviceError, Msg
 from model_prep.bake import Baked
 from model_prep.data import datasets
+from model_prep.scheme import trainable_layers
 from model_prep.simulate import Simulator
 from model_prep.tflite_graph import load_graph
 from model_prep.tflm import run_tflm
@@ -66,7 +67,7 @@ def test_qemu_end_to_end_stream_trains_and_matches_host(kws, tmp_path):
     m = s["saved_model"]
     assert m["agree"] == m["samples"] == s["eval_samples"] and m["tflm_acc"] == s["acc_after"]
     pulled, baked = load_graph(m["path"]), load_graph(kws.tflite)
-    w = next(op.inputs[1] for op in baked.ops if baked.tensors[op.outputs[0]].name == "classifier")
+    w = trainable_layers(baked)["classifier"].inputs[1]
     assert not np.array_equal(pulled.tensors[w].data, baked.tensors[w].data)
     n = s["eval_samples"]
     assert f"tflite-micro its outputs equal the board's on {n} of {n} held-out" in r.stdout, r.stdout

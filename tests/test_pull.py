@@ -12,16 +12,13 @@ from host_tools.boards import launch
 from host_tools.protocol import Device
 from host_tools.pull import pull
 from model_prep.bake import Baked
+from model_prep.scheme import trainable_layers
 from model_prep.tflite_graph import edit_model, load_graph, set_parameters
 from model_prep.tflm import run_tflm
 
 from conftest import PY, ROOT, build_firmware, run
 from test_kws_pipeline import device_inputs
 from test_train_engine import bake_and_build, kws_scheme, reference, scheme_of
-
-
-def op_named(graph, name):
-    return next(op for op in graph.ops if graph.tensors[op.outputs[0]].name == name)
 
 
 def train_and_pull(elf, manifest, baked, xs, ys, evals, out):
@@ -38,9 +35,9 @@ def train_and_pull(elf, manifest, baked, xs, ys, evals, out):
 def check_parameters(path, original, trainer):
     """Every trained tensor of the pulled model equals the trainer's; every other constant is the original's."""
     got, was = load_graph(path), load_graph(original)
-    trained = set()
+    trained, layers = set(), trainable_layers(got)
     for name, (w, b) in trainer.overrides.items():
-        op = op_named(got, name)
+        op = layers[name]
         assert np.array_equal(got.tensors[op.inputs[1]].data, w.numpy()), f"{name} weights"
         assert np.array_equal(got.tensors[op.inputs[2]].data, b.numpy()), f"{name} bias"
         trained |= {got.tensors[op.inputs[1]].name, got.tensors[op.inputs[2]].name}
@@ -72,7 +69,7 @@ def test_the_pulled_model_is_the_trained_one_and_runs_as_the_board(kws, tmp_path
 
 
 def test_a_bias_the_converter_dropped_gets_a_tensor_of_its_own(kws, tmp_path, one_torch_thread):
-    op = op_named(load_graph(kws.tflite), "blocks.2.pw")
+    op = trainable_layers(load_graph(kws.tflite))["blocks.2.pw"]
 
     def drop_bias(model):
         o = model.subgraphs[0].operators[op.index]
@@ -87,7 +84,7 @@ def test_a_bias_the_converter_dropped_gets_a_tensor_of_its_own(kws, tmp_path, on
     manifest, elfs = bake_and_build(model, scheme, tmp_path, ("host",))
     path, board = train_and_pull(elfs["host"], manifest, tmp_path / "baked", xs, ys, evals, tmp_path / "a.tflite")
     got = load_graph(path)
-    bias = got.tensors[op_named(got, "blocks.2.pw").inputs[2]]
+    bias = got.tensors[trainable_layers(got)["blocks.2.pw"].inputs[2]]
     assert bias.dtype == "int32" and bias.data.any()
     trainer = reference(model, scheme, xs, ys)
     assert np.array_equal(bias.data, trainer.overrides["blocks.2.pw"][1].numpy())
@@ -95,7 +92,7 @@ def test_a_bias_the_converter_dropped_gets_a_tensor_of_its_own(kws, tmp_path, on
 
 
 def test_set_parameters_refuses_a_tensor_of_another_shape(kws):
-    op = op_named(load_graph(kws.tflite), "classifier")
+    op = trainable_layers(load_graph(kws.tflite))["classifier"]
     with pytest.raises(ValueError, match=r"classifier.*given int8 \[3\].*holds int8"):
         set_parameters(kws.tflite, {op.index: {"weights": np.zeros(3, np.int8)}})
 
