@@ -42,7 +42,7 @@ from model_prep.cli import at_least
 from model_prep.provenance import git_commit, run_record, write_result
 from model_prep.training_plan import TrainingPlan
 from search import baselines, contrib, tasks
-from search.evaluate import WORK, Evaluator, evaluation_config
+from search.evaluate import WORK, Evaluator, evaluation_config, to_stderr
 from search.ga import nsga2, random_search, single_ga
 from search.space import Space
 
@@ -107,6 +107,8 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
         curves, fractions = {m: [] for m in methods}, {m: [] for m in ("random", "random_sparse")}
         picks, cands = {m: [] for m in methods}, {m: [] for m in methods}
         for seed in seeds:
+            if evaluator.progress:
+                evaluator.progress(f"{label} {budget // 1024} KiB: searching, seed {seed} ({len(seeds)} seeds)")
             archives = {"ga": nsga2(space, budget, evals, seed=seed, pop_size=pop),
                         "random": random_search(space, budget, evals, seed=seed),
                         "random_sparse": random_search(space, budget, evals, seed=seed, sampler="sparse"),
@@ -319,7 +321,7 @@ def main(argv=None):
         task, table, space = row_space(dataset, model, args.quick, path, "search.bench", args.shrink)
         cfg = evaluation_config(task, table, args.train_seeds)
         noise = contrib.entry_noise(table) if args.shrink else 0.0
-        with Evaluator(task, cfg, args.scheduler, args.workers, args.evaluations) as ev:
+        with Evaluator(task, cfg, args.scheduler, args.workers, args.evaluations, to_stderr) as ev:
             for row in row_bench(f"{dataset}/{model}", space, table, task, budgets, list(range(args.seeds)),
                                  args.evals, args.pop, ev, lambda s: print(s, flush=True), args.verify):
                 # written after every budget: an interrupted bench keeps the budgets it finished

@@ -62,9 +62,17 @@ def evaluation_config(task, table, seeds=1):
                   train=subset, seeds=seeds)
 
 
+def to_stderr(line):
+    """The commands' progress channel: stderr, so stdout keeps only their results."""
+    import sys
+    print(line, file=sys.stderr, flush=True)
+
+
 class Evaluator:
-    def __init__(self, task, cfg=Config(), scheduler=None, workers=2, work=WORK):
-        self.task, self.cfg = task, cfg
+    def __init__(self, task, cfg=Config(), scheduler=None, workers=2, work=WORK, progress=None):
+        """progress: called with a line per training run as it finishes (what, accuracy, time left), e.g. print;
+        a long benchmark is otherwise silent for hours while it trains."""
+        self.task, self.cfg, self.progress = task, cfg, progress
         numbers = {"evaluate": 1, "model": task.model, "dataset": task.dataset, "quick": task.quick,
                    "tflite_sha256": model_sha256(task.tflite),
                    "lr": cfg.lr, "epochs": cfg.epochs, "batch_size": cfg.batch_size, "grad_format": cfg.grad_format,
@@ -114,8 +122,14 @@ class Evaluator:
             futures = {client.submit(train_and_measure, self.task, self.cfg, sch.to_dict(), s, split,
                                      pure=False): (k, s) for (k, s), sch in todo.items()}
             from dask.distributed import as_completed
-            for fut in as_completed(futures):
+            t0 = time.time()
+            for done, fut in enumerate(as_completed(futures), 1):
                 k, s = futures[fut]
                 acc, seconds = fut.result()
                 cache.add(k, s, acc, seconds, "evaluate")
+                if self.progress:
+                    left = (time.time() - t0) / done * (len(futures) - done)
+                    self.progress(f"{self.task.model}/{self.task.dataset} {split}: {done}/{len(futures)} trained "
+                                  f"(scheme {k} seed {s}: {100 * acc:.1f} %, {seconds:.0f} s; "
+                                  f"~{left / 60:.0f} min left)")
         return [[cache.results[(k, s)] for s in seeds] for k in keys]

@@ -112,10 +112,11 @@ def main(argv=None):
     archive = search(space, budget, args.evals, seed=args.seed)
     chosen = archive.best(budget)
     if args.verify:
-        from search.evaluate import Evaluator, evaluation_config
+        from search.evaluate import Evaluator, evaluation_config, to_stderr
         inside = archive.top_of_front(budget, args.verify)
         schemes = [space.scheme(archive.x[i]) for i in inside]
-        with Evaluator(task, evaluation_config(task, table, args.train_seeds), args.scheduler, args.workers) as ev:
+        with Evaluator(task, evaluation_config(task, table, args.train_seeds), args.scheduler, args.workers,
+                       progress=to_stderr) as ev:
             acc = ev.accuracy(schemes, split="val")
         for i, a in zip(inside, acc):
             print(f"  verified: {space.describe(archive.x[i])}: predicted {-100 * archive.f[i][0]:+.1f} pp, "

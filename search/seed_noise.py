@@ -24,7 +24,7 @@ from model_prep.cli import at_least
 from model_prep.provenance import run_record, write_result
 from search import tasks
 from search.bench import ROWS, correlation, row_space, wanted_rows
-from search.evaluate import WORK, Evaluator, evaluation_config
+from search.evaluate import WORK, Evaluator, evaluation_config, to_stderr
 from search.ga import nsga2, random_search
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,7 +103,8 @@ def main(argv=None):
     rows = []
     for dataset, model, budgets in wanted_rows(args.row, args.quick, "search.seed_noise"):
         task, table, space = row_space(dataset, model, args.quick, ROWS.get((dataset, model)), "search.seed_noise")
-        with Evaluator(task, evaluation_config(task, table), args.scheduler, args.workers, args.evaluations) as ev:
+        with Evaluator(task, evaluation_config(task, table), args.scheduler, args.workers, args.evaluations,
+                       to_stderr) as ev:
             r = {**row_noise(space, budgets, args.seeds, args.evals, args.pop, args.verify, ev),
                  "task": dataset, "validation_samples": tasks.split_size(task, "val", ev.cfg.test)}
         rows.append(r)

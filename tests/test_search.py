@@ -207,13 +207,16 @@ def test_dask_evaluations_are_cached(kws, tmp_path, space):
     task = tasks.Task("kws", "dscnn", True, kws.checkpoint, kws.tflite, kws.corpus)
     schemes = [space.scheme(space.classifier_only), space.scheme(np.r_[1, np.zeros(space.n_var - 1, int)])]
     cfg = contrib.Config(train=24, test=24)
-    with Evaluator(task, cfg, workers=2, work=tmp_path) as ev:
+    progress = []
+    with Evaluator(task, cfg, workers=2, work=tmp_path, progress=progress.append) as ev:
         acc = ev.accuracy(schemes, split="val")
         assert ev._client is not None and all(0 <= a <= 1 for a in acc)
+    assert len(progress) == 2 and progress[-1].startswith("dscnn/kws val: 2/2 trained (scheme "), progress
     lines = sum(len(p.read_text().splitlines()) for p in tmp_path.glob("*.jsonl"))
-    with Evaluator(task, cfg, workers=2, work=tmp_path) as ev:
+    with Evaluator(task, cfg, workers=2, work=tmp_path, progress=progress.append) as ev:
         assert ev.accuracy(schemes, split="val") == acc
         assert ev._client is None, "a cached evaluation started a cluster"
+    assert len(progress) == 2, "a cached evaluation reported training"
     assert sum(len(p.read_text().splitlines()) for p in tmp_path.glob("*.jsonl")) == lines
     with Evaluator(task, cfg, workers=2, work=tmp_path) as ev:   # a second seed trains only the new seed
         per_seed = ev.per_seed(schemes, split="val", seeds=2)
@@ -246,8 +249,9 @@ def test_quick_seed_noise_retrains_the_bench_schemes_with_more_seeds(tmp_path):
 
 def test_quick_benchmark_writes_the_comparison(tmp_path):
     out = tmp_path / "search.json"
-    r = subprocess.run([PY, "-m", "search.bench", "--quick", "--train-seeds", "2", "--out", out], cwd=ROOT,
-                       capture_output=True, text=True, timeout=900)
+    r = subprocess.run([PY, "-m", "search.bench", "--quick", "--train-seeds", "2", "--out", out,
+                        "--evaluations", tmp_path / "evaluations"],   # trains: the progress lines below
+                       cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     d = json.loads(out.read_text())
     assert d["commit"] and d["quick"] and out.with_suffix(".png").stat().st_size > 0
@@ -270,6 +274,8 @@ def test_quick_benchmark_writes_the_comparison(tmp_path):
     assert row["val_acc"]["ga"] == pytest.approx(sum(row["val_acc_per_seed"]["ga"]) / 2)
     assert 0 <= row["val_acc"]["tinytrain"] <= 1 and 2 <= row["val_test"]["n"] <= 4 * 2 + 2
     assert row["run"] == {k: d[k] for k in ("commit", "date", "machine", "command")}
+    assert "dscnn/kws test: " in r.stderr and " min left)" in r.stderr and "searching, seed 1" in r.stderr   # progress
+    assert "trained (scheme" not in r.stdout   # stdout keeps the table
     assert d["pooled"] == {"random": None, "random_sparse": None, "single_ga": None}   # one row: nothing to pool
 
 
