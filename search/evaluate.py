@@ -15,6 +15,7 @@ with one thread each (the simulator's small integer ops gain little from more th
 import functools
 import hashlib
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -64,7 +65,6 @@ def evaluation_config(task, table, seeds=1):
 
 def to_stderr(line):
     """The commands' progress channel: stderr, so stdout keeps only their results."""
-    import sys
     print(line, file=sys.stderr, flush=True)
 
 
