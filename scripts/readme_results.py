@@ -210,7 +210,7 @@ def search(r):
         d = x.get("ga_minus", {}).get(m)
         if d is None:
             return "—"
-        return f"{100 * d['mean']:+.1f}" + ("" if d["sem"] is None else f" ± {100 * d['sem']:.1f}")
+        return f"{round(100 * d['mean'], 1) + 0.0:+.1f}" + ("" if d["sem"] is None else f" ± {100 * d['sem']:.1f}")
 
     runs = lambda x: x.get("training_seeds", 1)   # noqa: E731 (results before --train-seeds: one run)
     trained = lambda x: f" ({runs(x)} training seeds)" if runs(x) > 1 else ""   # noqa: E731

@@ -317,6 +317,8 @@ def test_pooled_difference_takes_each_row_as_one_unit():
     assert p["mean"] == pytest.approx(0.01 / 3) and p["sem"] == pytest.approx(sem)
     assert p["lower_bound"] == pytest.approx(0.01 / 3 - t.ppf(0.95, 2) * sem)
     assert pooled(rows[:1]) is None and pooled(rows, "single_ga") is None   # fewer than two rows ran both
+    tie = {"ga_minus": {"random": {"mean": -2.2e-17}}}   # equal picks, float noise of averaged training runs
+    assert pooled([tie, tie])["rows_at_least_as_accurate"] == 2
 
 
 def test_bench_rows_name_their_budgets():
