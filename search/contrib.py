@@ -319,7 +319,9 @@ def model_mismatch(table, tflite):
         return None
     return (f"the contribution table ({table['model']} on {table['dataset']}) was measured on an int8 model with "
             f"SHA-256 {measured[:12]}..., not on {tflite} ({here[:12]}...); re-measure it with `python -m "
-            f"search.contrib --model {table['model']} --dataset {table['dataset']}`")
+            f"search.contrib --model {table['model']} --dataset {table['dataset']}` (float pre-training is "
+            f"reproducible on one machine but not across CPUs: the table's run record names the one it came from, "
+            f"{table.get('machine', 'unknown')})")
 
 
 # -- reporting ---------------------------------------------------------------------------------------
