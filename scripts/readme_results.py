@@ -347,10 +347,12 @@ TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": meth
           "search.json": search, "search_train_seeds.json": search, "search_shrink.json": search,
           "seed_noise.json": seed_noise, "gain_refit.json": gain_refit,
           # the DS-CNN pipeline again on an AVX-512 VM, whose pre-training gives another model (see README)
-          "contrib-dscnn-kws-avx512.json": contrib, "search_avx512.json": search}
+          "contrib-dscnn-kws-avx512.json": contrib, "search_avx512.json": search,
+          "search_avx512_train_seeds.json": search}
 # a file measured on a second pre-training: its tables' titles say so
 TITLE_NOTES = {"contrib-dscnn-kws-avx512.json": "second pre-training (AVX-512 VM)",
-               "search_avx512.json": "DS-CNN on a second pre-training (AVX-512 VM)"}
+               "search_avx512.json": "DS-CNN on a second pre-training (AVX-512 VM)",
+               "search_avx512_train_seeds.json": "DS-CNN on a second pre-training (AVX-512 VM)"}
 
 
 def datasets_table():
