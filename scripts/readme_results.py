@@ -341,18 +341,24 @@ def gain_refit(r):
     return "\n".join(lines + ["", "![gain refit](results/gain_refit.png)"])
 
 
+def titled(render, note):
+    """render, with ", note" after its table's title: a file measured on a second pre-training says so."""
+    def render_titled(r):
+        title, rest = render(r).split("\n", 1)
+        return f"{title}, {note}\n{rest}"
+    return render_titled
+
+
+# the DS-CNN pipeline again on an AVX-512 VM, whose pre-training gives another model (see README)
+SECOND = "second pre-training (AVX-512 VM)"
 TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": methods,
           "contrib-dscnn-kws.json": contrib, "contrib-mcunet-kws.json": contrib,
           "contrib-mcunet-digits.json": contrib, "firmware.json": firmware, "plan_vs_measured.json": plan_vs_measured,
           "search.json": search, "search_train_seeds.json": search, "search_shrink.json": search,
           "seed_noise.json": seed_noise, "gain_refit.json": gain_refit,
-          # the DS-CNN pipeline again on an AVX-512 VM, whose pre-training gives another model (see README)
-          "contrib-dscnn-kws-avx512.json": contrib, "search_avx512.json": search,
-          "search_avx512_train_seeds.json": search}
-# a file measured on a second pre-training: its tables' titles say so
-TITLE_NOTES = {"contrib-dscnn-kws-avx512.json": "second pre-training (AVX-512 VM)",
-               "search_avx512.json": "DS-CNN on a second pre-training (AVX-512 VM)",
-               "search_avx512_train_seeds.json": "DS-CNN on a second pre-training (AVX-512 VM)"}
+          "contrib-dscnn-kws-avx512.json": titled(contrib, SECOND),
+          "search_avx512.json": titled(search, f"DS-CNN on a {SECOND}"),
+          "search_avx512_train_seeds.json": titled(search, f"DS-CNN on a {SECOND}")}
 
 
 def datasets_table():
@@ -377,11 +383,7 @@ def main(argv=None):
     for name, render in TABLES.items():
         path = ROOT / "results" / name
         if path.exists():
-            part = render({**json.loads(path.read_text()), "file": name})
-            if name in TITLE_NOTES:   # "### title" -> "### title, note"
-                title, rest = part.split("\n", 1)
-                part = f"{title}, {TITLE_NOTES[name]}\n{rest}"
-            parts.append(part)
+            parts.append(render({**json.loads(path.read_text()), "file": name}))
     readme = ROOT / "README.md"
     old = readme.read_text()
     body = "\n\n".join(parts) if parts else "_No results yet: run the benchmark commands._"

@@ -23,7 +23,7 @@ def test_cpu_names_the_model_and_the_widest_extension_torch_dispatches_on(tmp_pa
     assert cpu(tmp_path / "missing") == ""
 
 
-def test_run_record_carries_the_cpu(tmp_path):
+def test_run_record_carries_the_cpu():
     record = run_record("python -m x", "2 threads")
     assert set(record) == {"commit", "date", "machine", "command"} and record["command"] == "python -m x"
     assert record["machine"].endswith(", 2 threads") and cpu() in record["machine"]
