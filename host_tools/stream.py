@@ -133,6 +133,7 @@ def run(dev, args, port):
     pulled = save_model(dev, args, info, q_ev, y_ev, outputs) if args.save_model else None
     summary = {
         "board": info["board"], "model": info["model"], "scheme": info["scheme"], "port": port,
+        "tflite_sha256": info.get("tflite_sha256"),   # which pre-training the board's model came from
         "dataset": args.dataset, "samples_trained": stats["samples_trained"], "eval_samples": len(q_ev),
         "acc_before": curve[0][1], "acc_after": curve[-1][1], "curve": curve,
         "train_running_acc": stats["train_correct"] / max(1, stats["samples_trained"]),

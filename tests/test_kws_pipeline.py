@@ -1,6 +1,7 @@
 """The keyword-spotting path end to end on a small real pipeline (see conftest.kws):
 export names, simulator and host firmware bit-exact with tflite-micro, the on-device
 emulated Cortex-M7 run (the training step against the simulator: tests/test_train_engine.py)."""
+import hashlib
 import json
 import subprocess
 
@@ -60,6 +61,9 @@ def test_qemu_end_to_end_stream_trains_and_matches_host(kws, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     s = json.loads(out.read_text())
     assert s["board"] == "qemu-m7" and s["samples_trained"] >= 100
+    # the summary names the model the board runs by its file's hash (runs on two machines are comparable)
+    sha = hashlib.sha256(kws.tflite.read_bytes()).hexdigest()
+    assert len(s["tflite_sha256"]) >= 16 and sha.startswith(s["tflite_sha256"]), (s["tflite_sha256"], sha)
     assert s["acc_after"] > s["acc_before"], s["curve"]
     assert 0 < s["peak_sram_bytes"] <= 320 * 1024 and 0 < s["flash_bytes"] <= 1024 * 1024
     assert s["stack_bytes_used"] > 0 and out.with_suffix(".png").stat().st_size > 0
