@@ -33,6 +33,11 @@ def heading(title, r, source=""):
     return [f"### {title}", "", f"`{r['command']}` — commit {r['commit']}, {r['date']}, {r['machine']}{source}", ""]
 
 
+def model_named(r):
+    """The model's name and, where the run recorded it, the SHA-256 prefix of the .tflite the board ran."""
+    return f"{r['model']} (sha256 {r['tflite_sha256']})" if r.get("tflite_sha256") else r["model"]
+
+
 def kws_demo(r):
     return "\n".join([
         "### On-device training, keyword spotting (`make demo`)",
@@ -41,7 +46,7 @@ def kws_demo(r):
         "",
         "| board | model | trains | samples trained | held-out acc. before | after | peak SRAM | flash | arena |",
         "|---|---|---|---|---|---|---|---|---|",
-        f"| {r['board']} | {r['model']} | {r['scheme']} | {r['samples_trained']} | {100 * r['acc_before']:.1f} % "
+        f"| {r['board']} | {model_named(r)} | {r['scheme']} | {r['samples_trained']} | {100 * r['acc_before']:.1f} % "
         f"| {100 * r['acc_after']:.1f} % | {r['peak_sram_bytes'] / 1024:.1f} KiB | {r['flash_bytes'] / 1024:.1f} KiB "
         f"| {r['arena_bytes'] / 1024:.1f} KiB |",
         "",
