@@ -267,13 +267,16 @@ def update_clash(old, shrink, training_seeds, quick):
 
 
 def merged(old, new):
-    """The rows of `old` (a result of --out) with those of `new` at the same (model, task, budget) replaced in
-    place, the others appended; old rows keep the record of the run behind them."""
+    """The rows of `old` (a result of --out) with those of `new` at the same (model, task, budget) replaced, the
+    others added; old rows keep the record of the run behind them. Rows of one model and task stay together, by
+    budget, the pairs in the order they first appear (a budget run later lands in its place in the table)."""
     key = lambda r: (r["model"], r["task"], r["budget_bytes"])   # noqa: E731
     record = {k: old[k] for k in ("commit", "date", "machine", "command") if k in old}
     fresh = {key(r): r for r in new}
     rows = [fresh.pop(key(r), {"run": record, **r}) for r in old["rows"]]
-    return rows + [r for r in new if key(r) in fresh]
+    rows += [r for r in new if key(r) in fresh]
+    pairs = list(dict.fromkeys(key(r)[:2] for r in rows))
+    return sorted(rows, key=lambda r: (pairs.index(key(r)[:2]), r["budget_bytes"]))
 
 
 def main(argv=None):

@@ -289,6 +289,10 @@ def test_bench_update_replaces_its_rows_and_keeps_the_others(tmp_path):
     rows = merged(old, [row(256, v=1, run=run), row(128, v=1, run=run)])
     assert [(r["budget_bytes"] // 1024, r["v"], r["run"]["commit"]) for r in rows] == [
         (64, 0, "aaa"), (128, 1, "bbb"), (256, 1, "bbb")]   # the old row keeps the record of the run behind it
+    dscnn = {"model": "dscnn", "task": "kws", "budget_bytes": 96 * 1024, "v": 2}   # a budget run later: in its place
+    rows = merged({**old, "rows": rows + [{**dscnn, "budget_bytes": 64 * 1024}]}, [row(96, v=2), dscnn])
+    assert [(r["model"], r["budget_bytes"] // 1024) for r in rows] == [
+        ("mcunet", 64), ("mcunet", 96), ("mcunet", 128), ("mcunet", 256), ("dscnn", 64), ("dscnn", 96)]
     assert update_clash(old, False, 1, False) is None and update_clash({"rows": []}, True, 3, True) is None
     for args, says in (((False, 3, False), "1 training seed.* this run with 3"), ((True, 1, False), "with --shrink"),
                        ((False, 1, True), "this run with --quick")):
