@@ -267,17 +267,41 @@ def search(r):
 def pooled_lines(rows):
     """NSGA-II minus each other search over every row of the table (search.bench.pooled: a non-inferiority reading
     of "at least as accurate")."""
+    said = pooled_sentence(rows)
+    return ["", f"Over every row of this table ({POOLED_HOW}): {said}"] if said else []
+
+
+def pooled_sentence(rows):
+    """'NSGA-II minus <search> <mean> ± <s.e.> points (lower bound ...; at least as accurate on k of n rows); ...'."""
     from search.bench import pooled
     names = {"random": "uniform random search", "random_sparse": "random search with the GA's sampler",
              "single_ga": "the single-objective GA"}
     found = [p for p in (pooled(rows, m) for m in names) if p]
-    if not found:
-        return []
-    return ["", "Over every row of this table (each row's paired mean over seeds is one unit; mean ± s.e. of the "
-            "rows, one-sided 95 % lower bound by Student's t): NSGA-II minus "
-            + "; minus ".join(f"{names[p['other']]} {100 * p['mean']:+.1f} ± {100 * p['sem']:.1f} points (lower bound "
-                              f"{100 * p['lower_bound']:+.1f}; at least as accurate on {p['rows_at_least_as_accurate']}"
-                              f" of {p['rows']} rows)" for p in found) + "."]
+    return "NSGA-II minus " + "; minus ".join(
+        f"{names[p['other']]} {100 * p['mean']:+.1f} ± {100 * p['sem']:.1f} points (lower bound "
+        f"{100 * p['lower_bound']:+.1f}; at least as accurate on {p['rows_at_least_as_accurate']} of {p['rows']} rows)"
+        for p in found) + "." if found else None
+
+
+POOLED_HOW = "each row's paired mean over seeds is one unit; mean ± s.e. of the rows, one-sided 95 % lower bound by " \
+             "Student's t"
+# the search files of both pre-trainings, pooled: one training run per evaluation, and the mean of three
+ACROSS = {"one training run per evaluation": ("search.json", "search_avx512.json"),
+          "every evaluation the mean of 3 training runs": ("search_train_seeds.json", "search_avx512_train_seeds.json")}
+
+
+def across_pretrainings(results):
+    """NSGA-II minus the other searches over the rows of both pre-trainings' files, where both files exist."""
+    lines = []
+    for what, names in ACROSS.items():
+        if all((results / n).exists() for n in names):
+            rows = [row for n in names for row in json.loads((results / n).read_text())["rows"]]
+            said = pooled_sentence(rows)
+            if said:
+                lines.append(f"- {what} ({', '.join(f'`results/{n}`' for n in names)}): {said}")
+    return "\n".join(["### Scheme search, both pre-trainings pooled", "",
+                      f"NSGA-II's pick minus the other searches' over the rows of both pre-trainings ({POOLED_HOW}):",
+                      "", *lines]) if lines else None
 
 
 def val_test_table(rows):
@@ -389,6 +413,8 @@ def main(argv=None):
         path = ROOT / "results" / name
         if path.exists():
             parts.append(render({**json.loads(path.read_text()), "file": name}))
+    files = len(parts)
+    parts += [p for p in [across_pretrainings(ROOT / "results")] if p]
     readme = ROOT / "README.md"
     old = readme.read_text()
     body = "\n\n".join(parts) if parts else "_No results yet: run the benchmark commands._"
@@ -398,10 +424,10 @@ def main(argv=None):
         if text != old:
             sys.exit(f"readme_results: {readme} is not what results/ give (a benchmark wrote results/ "
                      "without regenerating it); run .venv/bin/python scripts/readme_results.py")
-        print(f"{readme} matches its {len(parts)} result file(s)")
+        print(f"{readme} matches its {files} result file(s)")
         return
     readme.write_text(text)
-    print(f"updated {readme} from {len(parts)} result file(s)")
+    print(f"updated {readme} from {files} result file(s)")
 
 
 if __name__ == "__main__":
