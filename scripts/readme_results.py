@@ -277,10 +277,12 @@ def pooled_sentence(rows):
     names = {"random": "uniform random search", "random_sparse": "random search with the GA's sampler",
              "single_ga": "the single-objective GA"}
     found = [p for p in (pooled(rows, m) for m in names) if p]
+    if not found:
+        return None
     return "NSGA-II minus " + "; minus ".join(
         f"{names[p['other']]} {100 * p['mean']:+.1f} ± {100 * p['sem']:.1f} points (lower bound "
         f"{100 * p['lower_bound']:+.1f}; at least as accurate on {p['rows_at_least_as_accurate']} of {p['rows']} rows)"
-        for p in found) + "." if found else None
+        for p in found) + "."
 
 
 POOLED_HOW = "each row's paired mean over seeds is one unit; mean ± s.e. of the rows, one-sided 95 % lower bound by " \
@@ -291,12 +293,12 @@ ACROSS = {"one training run per evaluation": ("search.json", "search_avx512.json
 
 
 def across_pretrainings(results):
-    """NSGA-II minus the other searches over the rows of both pre-trainings' files, where both files exist."""
+    """NSGA-II minus the other searches over the rows of both pre-trainings' files, where both are in `results`
+    (file name -> its JSON)."""
     lines = []
     for what, names in ACROSS.items():
-        if all((results / n).exists() for n in names):
-            rows = [row for n in names for row in json.loads((results / n).read_text())["rows"]]
-            said = pooled_sentence(rows)
+        if all(n in results for n in names):
+            said = pooled_sentence([row for n in names for row in results[n]["rows"]])
             if said:
                 lines.append(f"- {what} ({', '.join(f'`results/{n}`' for n in names)}): {said}")
     return "\n".join(["### Scheme search, both pre-trainings pooled", "",
@@ -408,13 +410,10 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv not in ([], ["--check"]):
         sys.exit(f"readme_results: unknown arguments {' '.join(argv)}; usage: readme_results.py [--check]")
-    parts = []
-    for name, render in TABLES.items():
-        path = ROOT / "results" / name
-        if path.exists():
-            parts.append(render({**json.loads(path.read_text()), "file": name}))
-    files = len(parts)
-    parts += [p for p in [across_pretrainings(ROOT / "results")] if p]
+    results = {name: json.loads((ROOT / "results" / name).read_text()) for name in TABLES
+               if (ROOT / "results" / name).exists()}
+    parts = [TABLES[name]({**r, "file": name}) for name, r in results.items()]
+    parts += [p for p in [across_pretrainings(results)] if p]
     readme = ROOT / "README.md"
     old = readme.read_text()
     body = "\n\n".join(parts) if parts else "_No results yet: run the benchmark commands._"
@@ -424,10 +423,10 @@ def main(argv=None):
         if text != old:
             sys.exit(f"readme_results: {readme} is not what results/ give (a benchmark wrote results/ "
                      "without regenerating it); run .venv/bin/python scripts/readme_results.py")
-        print(f"{readme} matches its {files} result file(s)")
+        print(f"{readme} matches its {len(results)} result file(s)")
         return
     readme.write_text(text)
-    print(f"updated {readme} from {files} result file(s)")
+    print(f"updated {readme} from {len(results)} result file(s)")
 
 
 if __name__ == "__main__":
