@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from model_prep import checkpoint
+from model_prep import checkpoint, torch_threads
 from model_prep.data import datasets
 from model_prep.models.blocks import count_macs
 
@@ -102,7 +102,7 @@ def model_config(cfg, model_opts, x, num_classes):
 
 def train(cfg, data_root, out, model_opts=None, data_opts=None):
     torch.manual_seed(cfg.seed)
-    torch.set_num_threads(cfg.threads)
+    torch_threads.set_threads(cfg.threads)
     options = dict(data_opts or {})
     if cfg.resolution:
         options["resolution"] = cfg.resolution

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from model_prep.cli import at_least
-from model_prep import check, checkpoint, export, pretrain
+from model_prep import check, checkpoint, export, pretrain, torch_threads
 from model_prep.bake import Baked
 from model_prep.provenance import run_record, write_result
 from model_prep.tflite_graph import load_graph
@@ -127,7 +127,7 @@ def main(argv=None):
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "verify.json")
     ap.add_argument("--work", type=Path, default=ROOT / "build" / "verify", help="cache of corpora and checkpoints")
     args = ap.parse_args(argv)
-    torch.set_num_threads(2)
+    torch_threads.set_threads(2)
     samples = args.samples or (40 if args.quick else 1 << 30)
     rows = []
     print(f"{'model':20s} {'dataset':8s} {'samples':>7s} {'float':>7s} {'int8':>7s}  bit-exact")

@@ -32,10 +32,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from model_prep.cli import at_least
-from model_prep import checkpoint
+from model_prep import checkpoint, torch_threads
 from model_prep import scheme as fmt
 from model_prep.provenance import run_record, write_result
 from model_prep.simulate import Simulator
@@ -211,7 +210,7 @@ def main(argv=None):
         [grid(g) for g in (cfg.lrs, cfg.noqas_lrs, cfg.full_lrs)]
     except ValueError:
         sys.exit("bench_methods: --lrs, --noqas-lrs and --full-lrs are comma lists of numbers")
-    torch.set_num_threads(args.threads)
+    torch_threads.set_threads(args.threads)
     which = [parse_row(r) for r in args.row] if args.row else [parse_row(r) for r in
                                                                   (QUICK_ROWS if args.quick else ROWS)]
     print(f"{'task':14s} {'model':18s} {'method':24s} {'accuracy':>14s} {'lr':>7s} {'memory':>13s} {'MACs/step':>10s}")

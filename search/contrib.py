@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from model_prep.cli import at_least, positive
-from model_prep import scheme as fmt
+from model_prep import scheme as fmt, torch_threads
 from model_prep.provenance import run_record
 from model_prep.simulate import Simulator
 from model_prep.sparse_train import SparseTrainer, TrainConfig
@@ -420,7 +420,7 @@ def main(argv=None):
                 raise ContribError(f"--{what.replace(' ', '-')} {n}: expected a positive number")
         if args.grad_format not in ("int8", "int16", "float32"):
             raise ContribError(f"--grad-format {args.grad_format}: expected int8, int16 or float32")
-        torch.set_num_threads(args.threads)
+        torch_threads.set_threads(args.threads)
         if args.tflite is not None:
             for what, path in (("--tflite", args.tflite), ("--checkpoint", args.checkpoint)):
                 if path is None or not path.is_file():
