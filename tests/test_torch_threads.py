@@ -1,6 +1,6 @@
 """torch_threads.set_threads closes the race in MKL's first vector-maths call (model_prep/torch_threads.py).
 
-The race shows only in a process's first split VML call, so each trial is a fresh interpreter running this file:
+The race shows only in a process's first split VML call, so each trial is a fresh interpreter running this file (`-m`):
 2 threads, a DS-CNN's forward and backward pass and its first AdamW step (whose sqrt of the 64x64 pointwise
 weights is the first split VML call), then the parameters' SHA-256. Every trial must give the same parameters
 as the same step in the test's own process, where VML is long initialised. The trials run one after another:
@@ -8,12 +8,7 @@ on an idle 2-core machine about 1 in 3 gave other parameters without the fix (se
 12 of them miss that with probability about 1 %.
 """
 import hashlib
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 TRIALS = 12
 
 
@@ -35,9 +30,8 @@ def first_adamw_step_sha256() -> str:
 
 
 def test_first_adamw_step_in_fresh_processes_matches_a_warm_process():
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    fresh = [subprocess.run([sys.executable, __file__], cwd=ROOT, env=env, capture_output=True, text=True,
-                            check=True).stdout.strip() for _ in range(TRIALS)]
+    from conftest import PY, run   # here, not at the top: the fresh interpreters run this file without conftest
+    fresh = [run(PY, "-m", "tests.test_torch_threads").stdout.strip() for _ in range(TRIALS)]
     warm = first_adamw_step_sha256()
     others = [h[:12] for h in fresh if h != warm]
     assert not others, f"{len(others)} of {TRIALS} fresh processes' first AdamW step differs from {warm[:12]}: {others}"
