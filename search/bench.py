@@ -43,7 +43,7 @@ from model_prep.provenance import git_commit, run_record, write_result
 from model_prep.training_plan import TrainingPlan
 from search import baselines, contrib, tasks
 from search.evaluate import WORK, Evaluator, evaluation_config, to_stderr
-from search.ga import nsga2, random_search, single_ga
+from search.ga import INITS, greedy, nsga2, random_search, single_ga
 from search.space import Space
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,7 +92,7 @@ def hv_curve(archive, norm, budget, every):
     return [float(hv(F[:n])) for n in range(every, len(F) + 1, every)]
 
 
-def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, log, verify=4):
+def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, log, verify=4, init="greedy"):
     """Yields the row of each budget as it is finished."""
     norm = normalizer(space, table)
     sim = space.sim
@@ -109,10 +109,10 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
         for seed in seeds:
             if evaluator.progress:
                 evaluator.progress(f"{label} {budget // 1024} KiB: searching, seed {seed} ({len(seeds)} seeds)")
-            archives = {"ga": nsga2(space, budget, evals, seed=seed, pop_size=pop),
+            archives = {"ga": nsga2(space, budget, evals, seed=seed, pop_size=pop, init=init),
                         "random": random_search(space, budget, evals, seed=seed),
                         "random_sparse": random_search(space, budget, evals, seed=seed, sampler="sparse"),
-                        "single_ga": single_ga(space, budget, evals, seed=seed, pop_size=pop)}
+                        "single_ga": single_ga(space, budget, evals, seed=seed, pop_size=pop, init=init)}
             for name, a in archives.items():
                 curves[name].append(hv_curve(a, norm, budget, pop))
                 picks[name].append(a.best(budget))
@@ -126,18 +126,19 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
                                    potentials=potentials, memory_of=plan_of)
         rule = baselines.paper_rule(sim.graph, space.model)
         rule_fits = plan_of(rule) <= budget
+        knapsack = greedy(space, budget)
         # the top of each final front trained for real on the validation split; the best there is the pick.
         # TinyTrain's and the rule's schemes in the same batch: not chosen on validation, only reported there
         classifier_only = space.classifier_only
         pool = {tuple(x): x for m in cands for c in cands[m] for x in c} | {tuple(classifier_only): classifier_only}
         xs = list(pool.values())
-        fixed = {"tinytrain": tiny} | ({"paper_rule": rule} if rule_fits else {})
+        fixed = {"tinytrain": tiny, "greedy": space.scheme(knapsack)} | ({"paper_rule": rule} if rule_fits else {})
         got = evaluator.accuracy([space.scheme(x) for x in xs] + list(fixed.values()), split="val")
         val, fixed = dict(zip(pool, got)), dict(zip(fixed, got[len(xs):]))
         verified = {m: [max(c, key=lambda x: val[tuple(x)]) for c in cands[m]] for m in cands}
         schemes = {f"{m}:{s}": space.scheme(x) for m in verified for s, x in zip(seeds, verified[m])}
         schemes |= {f"{m}-predicted:{s}": space.scheme(x) for m in picks for s, x in zip(seeds, picks[m])}
-        schemes["tinytrain"], schemes["paper_rule"] = tiny, rule
+        schemes["tinytrain"], schemes["paper_rule"], schemes["greedy"] = tiny, rule, space.scheme(knapsack)
         acc = dict(zip(schemes, evaluator.accuracy(list(schemes.values()), split="test")))
         per_seed = {m: [acc[f"{m}:{s}"] for s in seeds] for m in verified}
         best = {m: float(np.mean(v)) for m, v in per_seed.items()}
@@ -147,7 +148,7 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
         diff = {m: np.round(np.subtract(per_seed["ga"], per_seed[m]), 12) for m in methods[1:]}
         paired = {m: {"mean": float(d.mean()), "sem": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else None}
                   for m, d in diff.items()}
-        best["tinytrain"] = acc["tinytrain"]
+        best["tinytrain"], best["greedy"] = acc["tinytrain"], acc["greedy"]
         best["paper_rule"] = acc["paper_rule"] if rule_fits else None
         predicted_best = {m: float(np.mean([acc[f"{m}-predicted:{s}"] for s in seeds])) for m in picks}
         # every pick on validation too (a search's is the best of its verified schemes there, so its figure is
@@ -162,21 +163,23 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
         gains = [val[tuple(x)] - val[tuple(classifier_only)] for x in xs]
         corr = correlation(predicted, gains)
         row = {"model": space.model, "task": task.dataset, "budget_bytes": budget, "seeds": len(seeds),
-               "evals": evals, "ga_evals_to_random_final_hv_fraction": float(np.mean(fractions["random"])),
+               "evals": evals, "init": init,
+               "ga_evals_to_random_final_hv_fraction": float(np.mean(fractions["random"])),
                "ga_evals_to_random_sparse_final_hv_fraction": float(np.mean(fractions["random_sparse"])),
                "best_acc": best, "best_acc_per_seed": per_seed, "ga_minus": paired,
                "test_samples": len(data.y_test), "training_seeds": evaluator.cfg.seeds,
                "best_acc_predicted_pick": predicted_best, "verified_per_seed": verify,
                "val_acc": {m: float(np.mean(v)) for m, v in val_per_seed.items()}
-               | {"tinytrain": fixed["tinytrain"], "paper_rule": fixed.get("paper_rule")},
+               | {"tinytrain": fixed["tinytrain"], "greedy": fixed["greedy"], "paper_rule": fixed.get("paper_rule")},
                "val_acc_per_seed": val_per_seed, "val_test": {"n": len(both), "pearson": val_test_r},
                "hv_evals": list(range(pop, evals + 1, pop)),
                "hv": {f"{m}_{stat}": getattr(np.asarray(curves[m]), stat)(0).tolist()
                       for m in methods for stat in ("mean", "std")},
                "fractions": fractions,
-               "predicted_gain": {m: float(np.mean([space.gain(x) for x in verified[m]])) for m in verified},
+               "predicted_gain": {m: float(np.mean([space.gain(x) for x in verified[m]])) for m in verified}
+               | {"greedy": space.gain(knapsack)},
                "sram_bytes": {m: float(np.mean([space.sram(x) for x in verified[m]])) for m in verified}
-               | {"tinytrain": plan_of(tiny), "paper_rule": plan_of(rule)},
+               | {"tinytrain": plan_of(tiny), "greedy": space.sram(knapsack), "paper_rule": plan_of(rule)},
                "schemes": {m: space.describe(verified[m][0]) for m in verified},
                "additivity": {"n": len(xs), "pearson": corr, "predicted": predicted, "measured": gains,
                               "genes": space.gene_names, "genomes": [[int(v) for v in x] for x in xs]}}
@@ -185,7 +188,7 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
             f"{100 * row['ga_evals_to_random_final_hv_fraction']:5.1f} % of the evaluations; test accuracy GA "
             f"{pct(best['ga'])} random {pct(best['random'])} / {pct(best['random_sparse'])} "
             f"single-objective GA {pct(best['single_ga'])} "
-            f"TinyTrain {pct(best['tinytrain'])} "
+            f"greedy {pct(best['greedy'])} TinyTrain {pct(best['tinytrain'])} "
             f"rule {pct(best['paper_rule'])} (validation GA {pct(row['val_acc']['ga'])} random "
             f"{pct(row['val_acc']['random'])} TinyTrain {pct(row['val_acc']['tinytrain'])}, validation-test r = "
             f"{'—' if val_test_r is None else round(val_test_r, 2)}); "
@@ -255,12 +258,14 @@ def row_space(dataset, model, quick, table_path, prog, shrink=False):
     return task, table, Space.from_contrib(task.tflite, gains)
 
 
-def update_clash(old, shrink, training_seeds, quick):
+def update_clash(old, shrink, training_seeds, quick, init="greedy"):
     """Why rows of this run cannot join `old` (a result of --out), or None: other settings, other rows."""
-    noun = lambda q, sh, n: f"{'--quick, ' if q else ''}{'--shrink, ' if sh else ''}{n} training seed(s)"   # noqa: E731
-    ours = (quick, shrink, training_seeds)
-    for r in old["rows"]:
-        theirs = (old.get("quick", False), r.get("gain_noise_shrink", 0.0) > 0, r.get("training_seeds", 1))
+    noun = lambda q, sh, n, i: (f"{'--quick, ' if q else ''}{'--shrink, ' if sh else ''}{n} training seed(s), "   # noqa: E731
+                                f"--init {i}")
+    ours = (quick, shrink, training_seeds, init)
+    for r in old["rows"]:   # rows from before --init: NSGA-II started from Space.random_sparse alone
+        theirs = (old.get("quick", False), r.get("gain_noise_shrink", 0.0) > 0, r.get("training_seeds", 1),
+                  r.get("init", "sparse"))
         if theirs != ours:
             return f"its rows were run with {noun(*theirs)}, this run with {noun(*ours)}; write to another --out"
     return None
@@ -293,6 +298,8 @@ def main(argv=None):
                     "(validation and test; search.seed_noise measures what one seed leaves)")
     ap.add_argument("--shrink", action="store_true", help="search on the table's gains lowered by their noise "
                     "(search.contrib.shrunk): Δs within the noise stop adding up")
+    ap.add_argument("--init", choices=INITS, default="greedy", help="the GAs' initial population: a quarter from "
+                    "the greedy knapsack path (default), or sparse: Space.random_sparse alone (as before --init)")
     ap.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
     ap.add_argument("--workers", type=at_least(1), default=2)
     ap.add_argument("--evaluations", type=Path, default=WORK, help="the evaluation cache's folder (default "
@@ -316,7 +323,7 @@ def main(argv=None):
         except (ValueError, AttributeError):
             pass
         sys.exit(f"search.bench: --update {args.out}: not a search.bench result (JSON with a \"rows\" list)")
-    clash = update_clash(old(), args.shrink, args.train_seeds, args.quick)
+    clash = update_clash(old(), args.shrink, args.train_seeds, args.quick, args.init)
     if clash:
         sys.exit(f"search.bench: --update {args.out}: {clash}")
     rows = []
@@ -327,7 +334,8 @@ def main(argv=None):
         noise = contrib.entry_noise(table) if args.shrink else 0.0
         with Evaluator(task, cfg, args.scheduler, args.workers, args.evaluations, to_stderr) as ev:
             for row in row_bench(f"{dataset}/{model}", space, table, task, budgets, list(range(args.seeds)),
-                                 args.evals, args.pop, ev, lambda s: print(s, flush=True), args.verify):
+                                 args.evals, args.pop, ev, lambda s: print(s, flush=True), args.verify,
+                                 args.init):
                 # written after every budget: an interrupted bench keeps the budgets it finished
                 record = {**run_record(command), "commit": commit}   # {"commit", "date", "machine", "command"}
                 rows.append({**row, "gain_noise_shrink": noise, "run": record})

@@ -3,7 +3,8 @@
     space = Space.from_contrib(tflite, table)
     ga = nsga2(space, budget_bytes=256 * 1024, evals=600, seed=0)        # Archive
     so = single_ga(space, budget_bytes=256 * 1024, evals=600, seed=0)    # one objective, as Lin et al.
-    rs = random_search(space, budget_bytes=256 * 1024, evals=600, seed=0)  # sampler="sparse": GA's start
+    rs = random_search(space, budget_bytes=256 * 1024, evals=600, seed=0)  # sampler="sparse": GA's random draws
+    greedy(space, budget_bytes=256 * 1024)                                  # the knapsack heuristic alone
     ga.hv_curve(reference)                                                  # hypervolume after each evaluation
     ga.best()                                                               # the genome of highest predicted gain
 
@@ -12,10 +13,15 @@ training step. A candidate over the SRAM budget is repaired, not discarded (Budg
 step at a time, the weight gene or the bias count whose step buys the least predicted gain, until the
 planner says it fits), so both searches spend every evaluation on feasible schemes; an
 evaluation is one genome whose objectives were computed. Operators fit the integer genome: the
-initial population drawn by Space.random_sparse (a density uniform in [0, 1], then each gene on with
-that probability: schemes of every size, where uniform genes give mostly half-full ones), two-point
-crossover, polynomial mutation rounded to integers; duplicates are eliminated. Random search draws
-uniform genomes (Space.random; sampler="sparse": the GA's initial sampler) through the same repair.
+initial population (init="greedy") a quarter from the greedy knapsack path within the budget
+(Space.greedy_path: one gene change at a time, the best predicted gain per byte that still fits; evenly
+spaced from the classifier alone to the path's end), the rest drawn by Space.random_sparse (a density
+uniform in [0, 1], then each gene on with that probability: schemes of every size, where uniform genes
+give mostly half-full ones; init="sparse": all of it); two-point crossover, polynomial mutation rounded
+to integers; duplicates are eliminated. The seeds are evaluations like any other (counted, archived):
+NSGA-II spreads its population over memory and compute, so few members work the front's top end, the
+best scheme under the budget, which the greedy path reaches at once. Random search draws uniform
+genomes (Space.random; sampler="sparse": the GA's random draws) through the same repair.
 single_ga is the search of Lin et al. (2022): one objective, the predicted gain, under the SRAM
 budget as a constraint; pymoo's GA with the same sampling, operators and repair as NSGA-II. Every
 search records all three objectives of each evaluation in its Archive.
@@ -33,6 +39,8 @@ from pymoo.operators.crossover.pntx import TwoPointCrossover
 from pymoo.operators.mutation.pm import PM
 from pymoo.operators.repair.rounding import RoundingRepair
 from pymoo.optimize import minimize
+
+INITS = ("greedy", "sparse")   # the GAs' initial population: a quarter from Space.greedy_path, or random alone
 
 
 @dataclass
@@ -66,7 +74,8 @@ class Archive:
     def front(self):
         """Indices of the non-dominated evaluations."""
         F = np.asarray(self.f)
-        return [i for i in range(len(F)) if not any((F[j] <= F[i]).all() and (F[j] < F[i]).any() for j in range(len(F)))]
+        dominated = lambda i: any((F[j] <= F[i]).all() and (F[j] < F[i]).any() for j in range(len(F)))   # noqa: E731
+        return [i for i in range(len(F)) if not dominated(i)]
 
     def top_of_front(self, budget_bytes, k):
         """Indices of the k front members of highest predicted gain within the budget (what is verified)."""
@@ -116,6 +125,33 @@ class SparseSampling(Sampling):
         return np.array([self.space.random_sparse(rng) for _ in range(n_samples)])
 
 
+class GreedySampling(SparseSampling):
+    """A quarter of the initial population from the greedy path within the budget (greedy_seeds: evenly spaced
+    from the classifier alone to the path's end); the rest drawn by Space.random_sparse."""
+
+    def __init__(self, space, budget_bytes):
+        super().__init__(space)
+        self.budget = budget_bytes
+
+    def _do(self, problem, n_samples, random_state=None, **kwargs):
+        return np.array(greedy_seeds(self.space, self.budget, n_samples // 4)
+                        + list(super()._do(problem, n_samples - n_samples // 4, random_state)))
+
+
+def greedy_seeds(space, budget_bytes, n):
+    """Up to n schemes of the greedy path within the budget (Space.greedy_path; with several selection rules,
+    the path whose end has the highest predicted gain), evenly spaced from the classifier alone, the path's
+    end last (the knapsack heuristic's pick)."""
+    path = max((space.greedy_path(budget_bytes, rule) for rule in range(len(space.selects))),
+               key=lambda p: space.gain(p[-1]))
+    return [path[i] for i in np.unique(np.linspace(len(path) - 1, 0, min(n, len(path))).round().astype(int))]
+
+
+def greedy(space, budget_bytes):
+    """The knapsack heuristic's scheme: the greedy path's last that fits the budget (the GAs' top seed)."""
+    return greedy_seeds(space, budget_bytes, 1)[-1]
+
+
 class SchemeProblem(Problem):
     """The search's problem: objectives (-gain, SRAM, MACs), or -gain alone (`single`); SRAM <= budget."""
 
@@ -135,10 +171,13 @@ class SchemeProblem(Problem):
         out["F"], out["G"] = F[:, :1] if self.single else F, np.array(G, float)[:, None]
 
 
-def _evolve(algorithm, space, budget_bytes, evals, seed, single=False):
+def _evolve(algorithm, space, budget_bytes, evals, seed, single=False, init="greedy"):
     """Run a pymoo algorithm with the genome's operators for `evals` evaluations; the Archive of them all."""
+    if init not in INITS:
+        raise ValueError(f"init must be one of {', '.join(INITS)}, not {init!r}")
     archive = Archive()
-    operators = dict(sampling=SparseSampling(space), crossover=TwoPointCrossover(prob=0.9),
+    sampling = GreedySampling(space, budget_bytes) if init == "greedy" else SparseSampling(space)
+    operators = dict(sampling=sampling, crossover=TwoPointCrossover(prob=0.9),
                      mutation=PM(prob=1.0, eta=5, vtype=float, repair=RoundingRepair()),
                      repair=BudgetRepair(space, budget_bytes), eliminate_duplicates=True)
     minimize(SchemeProblem(space, budget_bytes, archive, single), algorithm(**operators), ("n_evals", evals),
@@ -147,14 +186,16 @@ def _evolve(algorithm, space, budget_bytes, evals, seed, single=False):
     return archive
 
 
-def nsga2(space, budget_bytes, evals, seed=0, pop_size=24):
-    """NSGA-II for `evals` evaluations; returns the Archive of every evaluation."""
-    return _evolve(lambda **ops: NSGA2(pop_size=pop_size, **ops), space, budget_bytes, evals, seed)
+def nsga2(space, budget_bytes, evals, seed=0, pop_size=24, init="greedy"):
+    """NSGA-II for `evals` evaluations; returns the Archive of every evaluation. init: the initial population
+    (INITS: "greedy", a quarter from the greedy path; "sparse", Space.random_sparse alone)."""
+    return _evolve(lambda **ops: NSGA2(pop_size=pop_size, **ops), space, budget_bytes, evals, seed, init=init)
 
 
-def single_ga(space, budget_bytes, evals, seed=0, pop_size=24):
+def single_ga(space, budget_bytes, evals, seed=0, pop_size=24, init="greedy"):
     """A single-objective GA (the predicted gain; the budget a constraint), as Lin et al.; the Archive."""
-    return _evolve(lambda **ops: GA(pop_size=pop_size, **ops), space, budget_bytes, evals, seed, single=True)
+    return _evolve(lambda **ops: GA(pop_size=pop_size, **ops), space, budget_bytes, evals, seed, single=True,
+                   init=init)
 
 
 def random_search(space, budget_bytes, evals, seed=0, sampler="uniform"):

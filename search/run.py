@@ -7,7 +7,8 @@
     python -m search.run --model dscnn --dataset kws --budget 128KB --search single-ga   # Lin et al.'s search
 
 NSGA-II (search.ga; --search single-ga: the single-objective GA of Lin et al., the predicted gain
-alone under the budget) over the genome of search.space, gains from the model's contribution analysis
+alone under the budget) over the genome of search.space, started from the greedy knapsack path within the
+budget and random schemes (--init sparse: random schemes alone), gains from the model's contribution analysis
 (search.contrib; --contrib, default build/contrib/<model>-<dataset>.json; --shrink: lowered by the
 table's noise, search.contrib.shrunk), SRAM from the runtime's planner. The chosen scheme is the one
 of highest predicted gain within the budget; with --verify K, the K best of the final front within
@@ -24,7 +25,7 @@ import numpy as np
 from model_prep.cli import at_least
 from model_prep.tflite_graph import ModelError
 from search import contrib, tasks
-from search.ga import nsga2, single_ga
+from search.ga import INITS, nsga2, single_ga
 from search.space import Space
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,6 +76,8 @@ def main(argv=None):
                     "(search.contrib.shrunk)")
     ap.add_argument("--search", choices=SEARCHES, default="nsga2", help="the search (default nsga2)")
     ap.add_argument("--evals", type=at_least(1), default=600, help="the search's evaluations")
+    ap.add_argument("--init", choices=INITS, default="greedy", help="the initial population: a quarter from the "
+                    "greedy knapsack path within the budget (default), or sparse: random schemes of every size alone")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--verify", type=at_least(0), default=0, metavar="K", help="train the K best of the front for real")
     ap.add_argument("--train-seeds", type=at_least(1), default=1, help="--verify: training seeds averaged per scheme")
@@ -109,7 +112,7 @@ def main(argv=None):
     if mismatch:   # a search still runs (e.g. a table of the full model for a quick one), its gains are suspect
         print(f"search.run: warning: {table_path}: {mismatch}", file=sys.stderr)
     title, search = SEARCHES[args.search]
-    archive = search(space, budget, args.evals, seed=args.seed)
+    archive = search(space, budget, args.evals, seed=args.seed, init=args.init)
     chosen = archive.best(budget)
     if args.verify:
         from search.evaluate import Evaluator, evaluation_config, to_stderr

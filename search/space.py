@@ -42,7 +42,8 @@ class Space:
 
     @classmethod
     def from_contrib(cls, tflite_or_sim, table):
-        """The space of a model (.tflite or Simulator) with the gains of an odt-contrib/1 table (search.contrib.load)."""
+        """The space of a model (.tflite or Simulator) with the gains of an odt-contrib/1 table
+        (search.contrib.load)."""
         sim = tflite_or_sim if isinstance(tflite_or_sim, Simulator) else Simulator.from_tflite(tflite_or_sim)
         names = list(fmt.trainable_layers(sim.graph))
         missing = ({w["layer"] for w in table["weight"]} | {n for b in table["bias"] for n in b["layers"]}) - set(names)
@@ -144,6 +145,34 @@ class Space:
         value = lambda o: 0.0 if o is None else self.weight_gain[(n, *o, select)]   # noqa: E731
         return value(self.options[n][g]) - value(self.options[n][g - 1])
 
+    def greedy_path(self, budget, select=0):
+        """Genomes from the classifier alone upward, each one gene change past the last, all within `budget`
+        bytes: at each step the change of highest predicted gain per byte that still fits (the greedy for the
+        knapsack the search solves, gains additive as the table assumes). A change's bytes are what it costs on
+        its own: the planner's SRAM of the classifier alone with that gene set, minus the classifier alone's
+        (one plan per gene value); the planner's bytes do not quite add up (a peak is a max, not a sum), so they
+        order the changes, and the planner itself says whether the changed scheme fits. Ends where no change
+        that fits raises the predicted gain. `select`: the index of the channel-selection rule."""
+        none = self.classifier_only
+        if len(self.selects) > 1:
+            none[-1] = select
+        genes, base = range(1 + len(self.layers)), self.sram(none)
+        extra = {(i, v): self.sram(_with(none, i, v)) - base if v else 0
+                 for i in genes for v in range(self.upper[i] + 1)}
+        x, path, over = none, [none], set()   # over: changes that did not fit (more genes never fit better)
+        while True:
+            moves = sorted(((self.gain(_with(x, i, v)) - self.gain(x)) / max(extra[i, v] - extra[i, x[i]], 1), i, v)
+                           for i in genes for v in range(x[i] + 1, self.upper[i] + 1) if (i, v) not in over)
+            moves = [(i, v) for gain, i, v in reversed(moves) if gain > 0]
+            for i, v in moves:
+                if self.sram(_with(x, i, v)) <= budget:
+                    x = _with(x, i, v)
+                    path.append(x)
+                    break
+                over.add((i, v))
+            else:
+                return path
+
     def cost(self, x):
         """(SRAM bytes from the runtime's planner, MACs of a training step), cached."""
         key = tuple(int(v) for v in x)
@@ -157,3 +186,10 @@ class Space:
 
     def macs(self, x):
         return self.cost(x)[1]
+
+
+def _with(x, i, v):
+    """A copy of genome x with gene i set to v."""
+    y = np.array(x, int)
+    y[i] = v
+    return y

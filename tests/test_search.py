@@ -9,7 +9,7 @@ import pytest
 from model_prep import scheme as fmt
 from model_prep.training_plan import TrainingPlan
 from search import contrib, tasks
-from search.ga import BudgetRepair, nsga2, random_search, single_ga
+from search.ga import BudgetRepair, greedy, greedy_seeds, nsga2, random_search, single_ga
 from search.space import Space
 
 from conftest import PY, ROOT
@@ -96,16 +96,53 @@ def test_sparse_sampler_draws_schemes_of_every_size(space):
         random_search(space, 64 * 1024, 4, sampler="grid")
 
 
+def test_greedy_path_climbs_the_gain_per_byte_within_the_budget(space):
+    budget = 96 * 1024
+    path = space.greedy_path(budget)
+    assert (path[0] == space.classifier_only).all() and len(path) > 3
+    for a, b in zip(path, path[1:]):   # one gene up per step, the predicted gain up, every scheme within the budget
+        assert ((b - a) > 0).sum() == 1 and (b >= a).all()
+        assert space.gain(b) > space.gain(a) and space.sram(b) <= budget
+    end = path[-1]   # it ends where no single change that fits raises the predicted gain
+    for i in range(1 + len(space.layers)):
+        for v in range(end[i] + 1, space.upper[i] + 1):
+            y = end.copy()
+            y[i] = v
+            assert space.gain(y) <= space.gain(end) or space.sram(y) > budget
+    # the path's first change is the best gain per byte among all single changes that fit (costs taken alone)
+    none, base = space.classifier_only, space.sram(space.classifier_only)
+    def per_byte(i, v):
+        y = none.copy()
+        y[i] = v
+        return space.gain(y) / max(space.sram(y) - base, 1) if space.sram(y) <= budget else -1
+    first = max(((per_byte(i, v), i, v) for i in range(1 + len(space.layers)) for v in range(1, space.upper[i] + 1)))
+    i, v = first[1:]
+    assert path[1][i] == v
+    seeds = greedy_seeds(space, budget, 4)
+    assert len(seeds) == 4 and (seeds[0] == path[0]).all() and (seeds[-1] == end).all()
+    assert (greedy(space, budget) == end).all() and (greedy(space, space.sram(none)) == none).all()
+
+
 def test_searches_spend_exactly_their_evaluations_within_budget(space):
     budget = 64 * 1024
     ga = nsga2(space, budget, 72, seed=3, pop_size=12)
     again = nsga2(space, budget, 72, seed=3, pop_size=12)
     rs = random_search(space, budget, 72, seed=3)
     sparse = random_search(space, budget, 72, seed=3, sampler="sparse")
-    single = single_ga(space, budget, 72, seed=3, pop_size=12)
+    single = single_ga(space, budget, 72, seed=3, pop_size=12, init="sparse")
     assert len(ga) == len(rs) == len(sparse) == len(single) == 72
     assert np.array_equal(np.array(ga.x), np.array(again.x)), "the same seed gave another search"
-    assert np.array_equal(np.array(single.x), np.array(single_ga(space, budget, 72, seed=3, pop_size=12).x))
+    assert np.array_equal(np.array(single.x), np.array(single_ga(space, budget, 72, seed=3, pop_size=12,
+                                                                 init="sparse").x))
+    # the greedy start: a quarter of the first generation is the greedy path, its end among them; init="sparse"
+    # draws none of it (the first generation is random_sparse's)
+    seeds = {tuple(x) for x in greedy_seeds(space, budget, 3)}
+    assert seeds <= {tuple(x) for x in ga.x[:12]} and ga.best(budget) is not None
+    assert space.gain(ga.best(budget)) >= space.gain(greedy(space, budget))
+    unseeded = nsga2(space, budget, 72, seed=3, pop_size=12, init="sparse")
+    assert not seeds <= {tuple(x) for x in unseeded.x[:12]}
+    with pytest.raises(ValueError, match="init"):
+        nsga2(space, budget, 12, init="knapsack")
     # one objective: its later generations climb the predicted gain above its first
     gains = -np.array(single.f)[:, 0]
     assert gains[12:].max() > gains[:12].max()
@@ -261,7 +298,8 @@ def test_quick_benchmark_writes_the_comparison(tmp_path):
     assert row["training_seeds"] == 2   # every real evaluation the mean of two training runs
     assert 0 < row["ga_evals_to_random_final_hv_fraction"] <= 1
     assert 0 < row["ga_evals_to_random_sparse_final_hv_fraction"] <= 1
-    assert set(row["best_acc"]) == {"ga", "random", "random_sparse", "single_ga", "tinytrain", "paper_rule"}
+    assert set(row["best_acc"]) == {"ga", "random", "random_sparse", "single_ga", "greedy", "tinytrain", "paper_rule"}
+    assert row["init"] == "greedy" and row["predicted_gain"]["ga"] >= row["predicted_gain"]["greedy"] - 1e-12
     assert all(v is None or 0 <= v <= 1 for v in row["best_acc"].values())
     assert 0 < row["test_samples"] <= 64 and all(len(v) == 2 for v in row["best_acc_per_seed"].values())
     assert row["ga_minus"]["random"]["mean"] == pytest.approx(row["best_acc"]["ga"] - row["best_acc"]["random"])
@@ -273,7 +311,7 @@ def test_quick_benchmark_writes_the_comparison(tmp_path):
     # every pick on validation too: a search's is the best of its verified schemes there
     assert set(row["val_acc"]) == set(row["best_acc"]) and all(len(v) == 2 for v in row["val_acc_per_seed"].values())
     assert row["val_acc"]["ga"] == pytest.approx(sum(row["val_acc_per_seed"]["ga"]) / 2)
-    assert 0 <= row["val_acc"]["tinytrain"] <= 1 and 2 <= row["val_test"]["n"] <= 4 * 2 + 2
+    assert 0 <= row["val_acc"]["tinytrain"] <= 1 and 2 <= row["val_test"]["n"] <= 4 * 2 + 3
     assert row["run"] == {k: d[k] for k in ("commit", "date", "machine", "command")}
     assert "dscnn/kws test: " in r.stderr and " min left)" in r.stderr and "searching, seed 1" in r.stderr   # progress
     assert "trained (scheme" not in r.stdout   # stdout keeps the table
@@ -293,9 +331,12 @@ def test_bench_update_replaces_its_rows_and_keeps_the_others(tmp_path):
     rows = merged({**old, "rows": rows + [{**dscnn, "budget_bytes": 64 * 1024}]}, [row(96, v=2), dscnn])
     assert [(r["model"], r["budget_bytes"] // 1024) for r in rows] == [
         ("mcunet", 64), ("mcunet", 96), ("mcunet", 128), ("mcunet", 256), ("dscnn", 64), ("dscnn", 96)]
-    assert update_clash(old, False, 1, False) is None and update_clash({"rows": []}, True, 3, True) is None
-    for args, says in (((False, 3, False), "1 training seed.* this run with 3"), ((True, 1, False), "with --shrink"),
-                       ((False, 1, True), "this run with --quick")):
+    # rows from before --init were searched from Space.random_sparse alone
+    assert update_clash(old, False, 1, False, "sparse") is None and update_clash({"rows": []}, True, 3, True) is None
+    for args, says in (((False, 3, False, "sparse"), "1 training seed.* this run with 3"),
+                       ((True, 1, False, "sparse"), "with --shrink"),
+                       ((False, 1, True, "sparse"), "this run with --quick"),
+                       ((False, 1, False, "greedy"), "--init sparse, this run with .*--init greedy")):
         assert re.search(f"its rows were run with .*{says}", update_clash(old, *args))
     out = tmp_path / "shrunk.json"   # the command refuses before it searches anything
     out.write_text(json.dumps({**old, "rows": [row(64, gain_noise_shrink=0.013)]}))
