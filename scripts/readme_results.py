@@ -218,6 +218,7 @@ def search(r):
         return f"{round(100 * d['mean'], 1) + 0.0:+.1f}" + ("" if d["sem"] is None else f" ± {100 * d['sem']:.1f}")
 
     runs = lambda x: x.get("training_seeds", 1)   # noqa: E731 (results before --train-seeds: one run)
+    greedy = any("greedy" in x["best_acc"] for x in r["rows"])   # results since --init: the greedy pick beside
     trained = lambda x: f" ({runs(x)} training seeds)" if runs(x) > 1 else ""   # noqa: E731
     every = {runs(x) for x in r["rows"]}
     shrink = {f"{x['model']}/{x['task']}": x["gain_noise_shrink"] for x in r["rows"] if x.get("gain_noise_shrink")}
@@ -229,24 +230,29 @@ def search(r):
         + (f", every real evaluation the mean of {min(every)} training runs" if len(every) == 1 and min(every) > 1
            else "")
         + (", gains lowered by their noise (`--shrink`: "
-           + ", ".join(f"{k} {100 * v:.1f} points" for k, v in shrink.items()) + ")" if shrink else ""),
+           + ", ".join(f"{k} {100 * v:.1f} points" for k, v in shrink.items()) + ")" if shrink else "")
+        + (", the GAs started from the greedy knapsack path (`--init greedy`)"
+           if all(x.get("init") == "greedy" for x in r["rows"]) else ""),
         "",
         *[f"`{x['command']}` — commit {x['commit']}, {x['date']}, {x['machine']}" + ("  " if len(runs_of) > 1 else "")
           for x in runs_of],
         "",
         "Per budget (total SRAM of the training firmware, the runtime's planner): evaluations NSGA-II needs to reach "
         "random search's final hypervolume (same number of evaluations, mean over seeds; 100 % = never) -- random "
-        "search with uniform genes / with the GA's own initial sampler (every scheme size equally likely) -- and the "
+        "search with uniform genes / with the GA's random sampler (every scheme size equally likely) -- and the "
         "test accuracy after real sparse training of each method's scheme: for NSGA-II, random search and the "
         "single-objective GA of Lin et al. (predicted gain alone, the budget a constraint) the best on the "
         "validation split of the few highest-predicted-gain schemes of the final front within the budget (mean over "
         "seeds; in brackets: the single highest-predicted-gain scheme), TinyTrain's and the paper rule's under the "
-        "same budget. Additivity: Pearson r of predicted vs measured gain of those fronts' schemes (validation).",
+        "same budget" + (", and the greedy knapsack pick alone (the best predicted gain per byte that still fits, "
+                         "one gene at a time: the GAs' top seed)" if greedy else "")
+        + ". Additivity: Pearson r of predicted vs measured gain of those fronts' schemes (validation).",
         "",
         "| model | task | budget | seeds x evals | GA evals to random's final HV (uniform / GA's sampler) | GA "
         "| random (uniform) | random (GA's sampler) | GA − random, paired (± s.e.; uniform / GA's sampler) "
-        "| single-objective GA | GA − single-objective GA | TinyTrain | paper rule | test samples | additivity r |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| single-objective GA | GA − single-objective GA |" + (" greedy |" if greedy else "")
+        + " TinyTrain | paper rule | test samples | additivity r |",
+        "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if greedy else "") + "---|---|---|---|",
     ]
     for x in r["rows"]:
         b, a = x["best_acc"], x["additivity"]["pearson"]
@@ -258,7 +264,8 @@ def search(r):
                      f"| {pct(b['random'])}{pp(x, 'random')} | {pct(b.get('random_sparse'))}{pp(x, 'random_sparse')} "
                      f"| {paired(x, 'random')} / {paired(x, 'random_sparse')} "
                      f"| {pct(b.get('single_ga'))}{pp(x, 'single_ga')} | {paired(x, 'single_ga')} "
-                     f"| {pct(b['tinytrain'])} | {pct(b['paper_rule'])} | {x.get('test_samples', '—')} "
+                     + (f"| {pct(b.get('greedy'))} " if greedy else "")
+                     + f"| {pct(b['tinytrain'])} | {pct(b['paper_rule'])} | {x.get('test_samples', '—')} "
                      f"| {two(a)} |")
     plot = f"![search](results/{Path(r['file']).with_suffix('.png')})"
     return "\n".join(lines + pooled_lines(r["rows"]) + val_test_table(r["rows"]) + ["", plot])
@@ -312,10 +319,12 @@ def val_test_table(rows):
     if not rows:
         return []
     pct = lambda v: "—" if v is None else f"{100 * v:.1f}"   # noqa: E731
+    greedy = (("greedy", "greedy"),) if any("greedy" in x["val_acc"] for x in rows) else ()
     methods = (("ga", "NSGA-II"), ("random", "random (uniform)"), ("random_sparse", "random (GA's sampler)"),
-               ("single_ga", "single-objective GA"), ("tinytrain", "TinyTrain"), ("paper_rule", "paper rule"))
+               ("single_ga", "single-objective GA"), *greedy, ("tinytrain", "TinyTrain"), ("paper_rule", "paper rule"))
     lines = ["", "Validation / test accuracy (%) of each method's pick: a search's pick is the best of its verified "
-             "schemes on validation, so its validation figure is optimistic; TinyTrain's and the rule's are not "
+             "schemes on validation, so its validation figure is optimistic; TinyTrain's" + (", the greedy pick's"
+             if greedy else "") + " and the rule's are not "
              "chosen on it. r: Pearson correlation of validation and test accuracy over the distinct schemes picked.",
              "", "| model | task | budget | " + " | ".join(name for _, name in methods) + " | r (schemes) |",
              "|---|---|---|" + "---|" * (len(methods) + 1)]
@@ -325,6 +334,32 @@ def val_test_table(rows):
                      + " | ".join(f"{pct(v.get(m))} / {pct(t.get(m))}" for m, _ in methods)
                      + f" | {two(r)} ({x['val_test']['n']}) |")
     return lines
+
+
+def search_init(r):
+    """What the GAs' greedy start buys, in the objectives they search (search.bench_init)."""
+    from search.bench_init import METHODS
+    names = ["greedy", *METHODS]
+    label = lambda m: "greedy pick alone" if m == "greedy" else METHODS[m][0]   # noqa: E731
+    lines = heading("The GAs' greedy start, search only (`python -m search.bench_init`)", r) + [
+        "Highest predicted gain within the budget (points over the classifier alone; mean over seeds, the same "
+        "evaluations for every search) of NSGA-II and the single-objective GA started from the greedy knapsack path "
+        "(`--init greedy`) and from random schemes alone (`--init sparse`), of both random searches and of the "
+        "greedy pick alone; and the evaluations NSGA-II needs to reach uniform random search's final hypervolume "
+        "with either start. Nothing trained. Table: \"other\" where this machine's export of the model is not "
+        "the one the table was measured on (its gains are still the objective all searches share).",
+        "",
+        "| model | task | budget | seeds x evals | table | " + " | ".join(label(m) for m in names)
+        + " | NSGA-II evals to random's final HV (greedy / random start) |",
+        "|---|---|---|---|---|" + "---|" * (len(names) + 1),
+    ]
+    for x in r["rows"]:
+        g, f = x["predicted_gain"], x["hv_fraction"]
+        lines.append(f"| {x['model']} | {x['task']} | {x['budget_bytes'] // 1024} KiB | {x['seeds']} x {x['evals']} "
+                     f"| {'its model' if x['table_model_matches'] else 'other'} | "
+                     + " | ".join(f"{100 * g[m]:.1f}" for m in names)
+                     + f" | {100 * f['ga_greedy']:.0f} % / {100 * f['ga_sparse']:.0f} % |")
+    return "\n".join(lines + ["", f"![greedy start](results/{Path(r['file']).with_suffix('.png')})"])
 
 
 def seed_noise(r):
@@ -389,7 +424,8 @@ TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": meth
           "seed_noise.json": seed_noise, "gain_refit.json": gain_refit,
           "contrib-dscnn-kws-avx512.json": titled(contrib, SECOND),
           "search_avx512.json": titled(search, f"DS-CNN on a {SECOND}"),
-          "search_avx512_train_seeds.json": titled(search, f"DS-CNN on a {SECOND}")}
+          "search_avx512_train_seeds.json": titled(search, f"DS-CNN on a {SECOND}"),
+          "search_avx512_greedy.json": titled(search, f"DS-CNN on a {SECOND}"), "search_init.json": search_init}
 
 
 def datasets_table():

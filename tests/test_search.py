@@ -374,3 +374,21 @@ def test_bench_rows_name_their_budgets():
     for bad in ("kws", "kws/dscnn@big"):
         with pytest.raises(SystemExit, match="--row"):
             parse_row(bad, BUDGETS)
+
+
+def test_quick_init_benchmark_compares_the_starts(tmp_path):
+    out = tmp_path / "search_init.json"
+    r = subprocess.run([PY, "-m", "search.bench_init", "--quick", "--out", out], cwd=ROOT, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    d = json.loads(out.read_text())
+    assert d["commit"] and d["quick"] and out.with_suffix(".png").stat().st_size > 0
+    (row,) = d["rows"]
+    assert (row["model"], row["task"], row["budget_bytes"], row["seeds"]) == ("dscnn", "kws", 128 * 1024, 2)
+    g = row["predicted_gain"]
+    assert set(g) == {"greedy", "ga_greedy", "ga_sparse", "single_greedy", "single_sparse", "random", "random_sparse"}
+    # the greedy pick is in the greedy start's first generation: neither GA started there ends below it, seed by seed
+    for m in ("ga_greedy", "single_greedy"):
+        assert min(row["predicted_gain_per_seed"][m]) >= g["greedy"] - 1e-12
+    assert all(0 < f <= 1 for v in row["hv_fraction_per_seed"].values() for f in v)
+    assert "best predicted gain" in r.stdout
