@@ -83,8 +83,10 @@ plan-vs-measured: setup
 
 # the training runs of the bench are cached in results/evaluations (committed, since the --shrink row): a fresh
 # clone whose pre-training reproduces the same int8 models (the cache is keyed by their SHA-256) resumes there
-SEARCH_ROWS = --row kws/dscnn --row kws/mcunet@128,256 --row digits/mcunet@256 --evaluations results/evaluations
+ROWS_SEARCHED = --row kws/dscnn --row kws/mcunet@128,256 --row digits/mcunet@256
+SEARCH_ROWS = $(ROWS_SEARCHED) --evaluations results/evaluations
 bench-search: setup
+	$(PY) -m search.bench_init $(ROWS_SEARCHED)
 	$(PY) -m search.bench $(SEARCH_ROWS)
 	$(PY) -m search.bench $(SEARCH_ROWS) --train-seeds 3 --out results/search_train_seeds.json
 	$(PY) -m search.bench $(SEARCH_ROWS) --shrink --out results/search_shrink.json
