@@ -425,7 +425,9 @@ TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": meth
           "contrib-dscnn-kws-avx512.json": titled(contrib, SECOND),
           "search_avx512.json": titled(search, f"DS-CNN on a {SECOND}"),
           "search_avx512_train_seeds.json": titled(search, f"DS-CNN on a {SECOND}"),
-          "search_avx512_greedy.json": titled(search, f"DS-CNN on a {SECOND}"), "search_init.json": search_init}
+          "search_avx512_greedy.json": titled(search, f"DS-CNN on a {SECOND}"),
+          "search_avx512_greedy_train_seeds.json": titled(search, f"DS-CNN on a {SECOND}"),
+          "search_init.json": search_init}
 
 
 def datasets_table():

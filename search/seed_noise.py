@@ -25,18 +25,18 @@ from model_prep.provenance import run_record, write_result
 from search import tasks
 from search.bench import ROWS, correlation, row_space, wanted_rows
 from search.evaluate import WORK, Evaluator, evaluation_config, to_stderr
-from search.ga import nsga2, random_search
+from search.ga import INITS, nsga2, random_search
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def row_noise(space, budgets, seeds, evals, pop, verify, evaluator):
+def row_noise(space, budgets, seeds, evals, pop, verify, evaluator, init="greedy"):
     """The row's verified schemes (seed-0 searches, every budget) trained with `seeds` training seeds on validation."""
     classifier_only = tuple(int(v) for v in space.classifier_only)
     budgets = [b for b in budgets if space.fits(b)]   # as the bench skips
     cands = {}
     for budget in budgets:
-        for m, a in (("ga", nsga2(space, budget, evals, seed=0, pop_size=pop)),
+        for m, a in (("ga", nsga2(space, budget, evals, seed=0, pop_size=pop, init=init)),
                      ("random", random_search(space, budget, evals, seed=0))):
             cands[f"{m}@{budget // 1024}KiB"] = [tuple(int(v) for v in a.x[i]) for i in a.top_of_front(budget, verify)]
     xs = list(dict.fromkeys([classifier_only] + [x for c in cands.values() for x in c]))
@@ -90,6 +90,8 @@ def main(argv=None):
                     help="the bench's search evaluations (to find its schemes)")
     ap.add_argument("--pop", type=at_least(4), default=24)
     ap.add_argument("--verify", type=at_least(1), default=4, help="the bench's verified schemes per search")
+    ap.add_argument("--init", choices=INITS, default="greedy", help="the bench's --init (sparse: the bench before "
+                    "the greedy start, as results/seed_noise.json was measured)")
     ap.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
     ap.add_argument("--workers", type=at_least(1), default=2)
     ap.add_argument("--evaluations", type=Path, default=WORK, help="the evaluation cache's folder (default "
@@ -105,7 +107,8 @@ def main(argv=None):
         task, table, space = row_space(dataset, model, args.quick, ROWS.get((dataset, model)), "search.seed_noise")
         with Evaluator(task, evaluation_config(task, table), args.scheduler, args.workers, args.evaluations,
                        to_stderr) as ev:
-            r = {**row_noise(space, budgets, args.seeds, args.evals, args.pop, args.verify, ev),
+            r = {**row_noise(space, budgets, args.seeds, args.evals, args.pop, args.verify, ev, args.init),
+                 "init": args.init,
                  "task": dataset, "validation_samples": tasks.split_size(task, "val", ev.cfg.test)}
         rows.append(r)
         one = lambda v: "—" if v is None else f"{v:.2f}"   # noqa: E731
