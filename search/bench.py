@@ -92,6 +92,13 @@ def hv_curve(archive, norm, budget, every):
     return [float(hv(F[:n])) for n in range(every, len(F) + 1, every)]
 
 
+def fraction_to_reach(curve, target, every, evals):
+    """The share of `evals` after which a hypervolume curve (one point per `every` evaluations) first reaches
+    `target`; 1.0 when it never does."""
+    reach = next((i for i, h in enumerate(curve) if h >= target - 1e-12), None)
+    return 1.0 if reach is None else (reach + 1) * every / evals
+
+
 def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, log, verify=4, init="greedy"):
     """Yields the row of each budget as it is finished."""
     norm = normalizer(space, table)
@@ -118,9 +125,7 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
                 picks[name].append(a.best(budget))
                 cands[name].append([a.x[i] for i in a.top_of_front(budget, verify)])
             for name in fractions:
-                target = curves[name][-1][-1]
-                reach = next((i for i, h in enumerate(curves["ga"][-1]) if h >= target - 1e-12), None)
-                fractions[name].append(1.0 if reach is None else (reach + 1) * pop / evals)
+                fractions[name].append(fraction_to_reach(curves["ga"][-1], curves[name][-1][-1], pop, evals))
         plan_of = lambda s: TrainingPlan(sim, s).sram_bytes()   # noqa: E731
         tiny = baselines.tinytrain(sim, data.q_train[:32], data.y_train[:32], budget, model=space.model,
                                    potentials=potentials, memory_of=plan_of)

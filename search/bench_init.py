@@ -26,7 +26,7 @@ import numpy as np
 from model_prep.cli import at_least
 from model_prep.provenance import run_record, write_result
 from search import contrib
-from search.bench import ROWS, hv_curve, normalizer, row_space, wanted_rows
+from search.bench import ROWS, fraction_to_reach, hv_curve, normalizer, row_space, wanted_rows
 from search.ga import greedy, nsga2, random_search, single_ga
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,9 +54,7 @@ def row_init(space, table, budget, seeds, evals, pop):
             gains[m].append(space.gain(a.best(budget)))
         target = hv_curve(archives["random"], norm, budget, pop)[-1]
         for m in fractions:
-            reach = next((i for i, h in enumerate(hv_curve(archives[m], norm, budget, pop)) if h >= target - 1e-12),
-                         None)
-            fractions[m].append(1.0 if reach is None else (reach + 1) * pop / evals)
+            fractions[m].append(fraction_to_reach(hv_curve(archives[m], norm, budget, pop), target, pop, evals))
     return {"budget_bytes": budget, "seeds": len(seeds), "evals": evals,
             "predicted_gain": {m: float(np.mean(v)) for m, v in gains.items()} | {"greedy": space.gain(
                 greedy(space, budget))},

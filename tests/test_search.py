@@ -392,3 +392,10 @@ def test_quick_init_benchmark_compares_the_starts(tmp_path):
         assert min(row["predicted_gain_per_seed"][m]) >= g["greedy"] - 1e-12
     assert all(0 < f <= 1 for v in row["hv_fraction_per_seed"].values() for f in v)
     assert "best predicted gain" in r.stdout
+
+
+def test_fraction_to_reach_counts_the_evaluations_until_the_target():
+    from search.bench import fraction_to_reach
+    curve = [0.1, 0.4, 0.4, 0.7]   # after 24, 48, 72, 96 of 96 evaluations
+    assert fraction_to_reach(curve, 0.4, 24, 96) == 0.5 and fraction_to_reach(curve, 0.1, 24, 96) == 0.25
+    assert fraction_to_reach(curve, 0.8, 24, 96) == 1.0   # never reached
