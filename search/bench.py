@@ -132,18 +132,19 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
         rule = baselines.paper_rule(sim.graph, space.model)
         rule_fits = plan_of(rule) <= budget
         knapsack = greedy(space, budget)
+        knapsack_scheme = space.scheme(knapsack)
         # the top of each final front trained for real on the validation split; the best there is the pick.
         # TinyTrain's and the rule's schemes in the same batch: not chosen on validation, only reported there
         classifier_only = space.classifier_only
         pool = {tuple(x): x for m in cands for c in cands[m] for x in c} | {tuple(classifier_only): classifier_only}
         xs = list(pool.values())
-        fixed = {"tinytrain": tiny, "greedy": space.scheme(knapsack)} | ({"paper_rule": rule} if rule_fits else {})
+        fixed = {"tinytrain": tiny, "greedy": knapsack_scheme} | ({"paper_rule": rule} if rule_fits else {})
         got = evaluator.accuracy([space.scheme(x) for x in xs] + list(fixed.values()), split="val")
         val, fixed = dict(zip(pool, got)), dict(zip(fixed, got[len(xs):]))
         verified = {m: [max(c, key=lambda x: val[tuple(x)]) for c in cands[m]] for m in cands}
         schemes = {f"{m}:{s}": space.scheme(x) for m in verified for s, x in zip(seeds, verified[m])}
         schemes |= {f"{m}-predicted:{s}": space.scheme(x) for m in picks for s, x in zip(seeds, picks[m])}
-        schemes["tinytrain"], schemes["paper_rule"], schemes["greedy"] = tiny, rule, space.scheme(knapsack)
+        schemes["tinytrain"], schemes["paper_rule"], schemes["greedy"] = tiny, rule, knapsack_scheme
         acc = dict(zip(schemes, evaluator.accuracy(list(schemes.values()), split="test")))
         per_seed = {m: [acc[f"{m}:{s}"] for s in seeds] for m in verified}
         best = {m: float(np.mean(v)) for m, v in per_seed.items()}

@@ -161,10 +161,10 @@ class Space:
                  for i in genes for v in range(self.upper[i] + 1)}
         x, path, over = none, [none], set()   # over: changes that did not fit (more genes never fit better)
         while True:
-            moves = sorted(((self.gain(_with(x, i, v)) - self.gain(x)) / max(extra[i, v] - extra[i, x[i]], 1), i, v)
+            now = self.gain(x)
+            moves = sorted(((self.gain(_with(x, i, v)) - now) / max(extra[i, v] - extra[i, x[i]], 1), i, v)
                            for i in genes for v in range(x[i] + 1, self.upper[i] + 1) if (i, v) not in over)
-            moves = [(i, v) for gain, i, v in reversed(moves) if gain > 0]
-            for i, v in moves:
+            for _, i, v in (m for m in reversed(moves) if m[0] > 0):
                 if self.sram(_with(x, i, v)) <= budget:
                     x = _with(x, i, v)
                     path.append(x)
