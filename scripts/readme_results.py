@@ -33,6 +33,15 @@ def heading(title, r, source=""):
     return [f"### {title}", "", f"`{r['command']}` — commit {r['commit']}, {r['date']}, {r['machine']}{source}", ""]
 
 
+def run_lines(r):
+    """The commands behind a result's rows: rows merged from several runs (`--update`) each carry their own run
+    record ("run"); rows without one are the file's own run."""
+    record = lambda x: x.get("run", r)   # noqa: E731
+    runs = list({record(x)["command"] + record(x)["commit"]: record(x) for x in r["rows"]}.values()) or [r]
+    return [f"`{x['command']}` — commit {x['commit']}, {x['date']}, {x['machine']}" + ("  " if len(runs) > 1 else "")
+            for x in runs]
+
+
 def model_named(r):
     """The model's name and, where the run recorded it, the SHA-256 prefix of the .tflite the board ran."""
     return f"{r['model']} (sha256 {r['tflite_sha256']})" if r.get("tflite_sha256") else r["model"]
@@ -222,9 +231,6 @@ def search(r):
     trained = lambda x: f" ({runs(x)} training seeds)" if runs(x) > 1 else ""   # noqa: E731
     every = {runs(x) for x in r["rows"]}
     shrink = {f"{x['model']}/{x['task']}": x["gain_noise_shrink"] for x in r["rows"] if x.get("gain_noise_shrink")}
-    # rows merged from several runs (search.bench --update) each carry their own run record
-    record = lambda x: x.get("run", r)   # noqa: E731
-    runs_of = list({record(x)["command"] + record(x)["commit"]: record(x) for x in r["rows"]}.values())
     lines = [
         "### Scheme search: NSGA-II vs random search and a single-objective GA (`python -m search.bench`)"
         + (f", every real evaluation the mean of {min(every)} training runs" if len(every) == 1 and min(every) > 1
@@ -234,8 +240,7 @@ def search(r):
         + (", the GAs started from the greedy knapsack path (`--init greedy`)"
            if all(x.get("init") == "greedy" for x in r["rows"]) else ""),
         "",
-        *[f"`{x['command']}` — commit {x['commit']}, {x['date']}, {x['machine']}" + ("  " if len(runs_of) > 1 else "")
-          for x in runs_of],
+        *run_lines(r),
         "",
         "Per budget (total SRAM of the training firmware, the runtime's planner): evaluations NSGA-II needs to reach "
         "random search's final hypervolume (same number of evaluations, mean over seeds; 100 % = never) -- random "
@@ -341,13 +346,13 @@ def search_init(r):
     from search.bench_init import METHODS
     names = ["greedy", *METHODS]
     label = lambda m: "greedy pick alone" if m == "greedy" else METHODS[m][0]   # noqa: E731
-    lines = heading("The GAs' greedy start, search only (`python -m search.bench_init`)", r) + [
+    lines = ["### The GAs' greedy start, search only (`python -m search.bench_init`)", "", *run_lines(r), "", (
         "Highest predicted gain within the budget (points over the classifier alone; mean over seeds, the same "
         "evaluations for every search) of NSGA-II and the single-objective GA started from the greedy knapsack path "
         "(`--init greedy`) and from random schemes alone (`--init sparse`), of both random searches and of the "
         "greedy pick alone; and the evaluations NSGA-II needs to reach uniform random search's final hypervolume "
         "with either start. Nothing trained. Table: \"other\" where this machine's export of the model is not "
-        "the one the table was measured on (its gains are still the objective all searches share).",
+        "the one the table was measured on (its gains are still the objective all searches share)."),
         "",
         "| model | task | budget | seeds x evals | table | " + " | ".join(label(m) for m in names)
         + " | NSGA-II evals to random's final HV (greedy / random start) |",
@@ -408,26 +413,38 @@ def gain_refit(r):
 
 
 def titled(render, note):
-    """render, with ", note" after its table's title: a file measured on a second pre-training says so."""
+    """render, with ", note" after its table's title (note: a string, or a function of the result): a file
+    measured on a second pre-training says so."""
     def render_titled(r):
         title, rest = render(r).split("\n", 1)
-        return f"{title}, {note}\n{rest}"
+        return f"{title}, {note(r) if callable(note) else note}\n{rest}"
     return render_titled
 
 
-# the DS-CNN pipeline again on an AVX-512 VM, whose pre-training gives another model (see README)
+# the pipeline again on an AVX-512 VM, whose pre-training gives other models (see README)
 SECOND = "second pre-training (AVX-512 VM)"
+MODEL_NAMES = {("dscnn", "kws"): "DS-CNN", ("mcunet", "kws"): "MCUNet-KWS", ("mcunet", "digits"): "MCUNet-digits"}
+
+
+def on_second(r):
+    """'DS-CNN and MCUNet-digits on a second pre-training (AVX-512 VM)': the rows' models, in order."""
+    names = [MODEL_NAMES.get(k, f"{k[0]} on {k[1]}") for k in dict.fromkeys((x["model"], x["task"]) for x in r["rows"])]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"{listed} on a {SECOND}"
 TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": methods,
           "contrib-dscnn-kws.json": contrib, "contrib-mcunet-kws.json": contrib,
           "contrib-mcunet-digits.json": contrib, "firmware.json": firmware, "plan_vs_measured.json": plan_vs_measured,
           "search.json": search, "search_train_seeds.json": search, "search_shrink.json": search,
           "seed_noise.json": seed_noise, "gain_refit.json": gain_refit,
           "contrib-dscnn-kws-avx512.json": titled(contrib, SECOND),
-          "search_avx512.json": titled(search, f"DS-CNN on a {SECOND}"),
-          "search_avx512_train_seeds.json": titled(search, f"DS-CNN on a {SECOND}"),
-          "search_avx512_greedy.json": titled(search, f"DS-CNN on a {SECOND}"),
-          "search_avx512_greedy_train_seeds.json": titled(search, f"DS-CNN on a {SECOND}"),
-          "search_init.json": search_init}
+          "contrib-mcunet-kws-avx512.json": titled(contrib, SECOND),
+          "contrib-mcunet-digits-avx512.json": titled(contrib, SECOND),
+          "search_avx512.json": titled(search, on_second),
+          "search_avx512_train_seeds.json": titled(search, on_second),
+          "search_avx512_greedy.json": titled(search, on_second),
+          "search_avx512_greedy_train_seeds.json": titled(search, on_second),
+          "search_init.json": search_init,
+          "search_init_avx512.json": titled(search_init, on_second)}
 
 
 def datasets_table():

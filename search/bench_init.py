@@ -3,6 +3,7 @@
     python -m search.bench_init                 # every row with a table, budgets 64/128/256 KB, 5 seeds
     python -m search.bench_init --row kws/mcunet@128,256 --contrib results/contrib-mcunet-kws.json
     python -m search.bench_init --quick         # kws/dscnn quick task, 128 KiB, 2 seeds, 96 evaluations
+    python -m search.bench_init --row digits/mcunet@256 --contrib T.json --update --out F.json   # add a row
 
 Per row (model, task: search.bench's rows and tables) and budget, for each seed, with the same number of
 evaluations: NSGA-II and the single-objective GA started from the greedy knapsack path (--init greedy,
@@ -17,6 +18,7 @@ the objective every search here shares, and the row says so (table_model_matches
 Writes results/search_init.json, a PNG (predicted gain per method) and a table.
 """
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -26,7 +28,7 @@ import numpy as np
 from model_prep.cli import at_least
 from model_prep.provenance import run_record, write_result
 from search import contrib
-from search.bench import ROWS, fraction_to_reach, hv_curve, normalizer, row_space, wanted_rows
+from search.bench import ROWS, fraction_to_reach, hv_curve, merged, normalizer, row_space, wanted_rows
 from search.ga import greedy, nsga2, random_search, single_ga
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,9 +94,12 @@ def main(argv=None):
     ap.add_argument("--evals", type=at_least(1), default=480)
     ap.add_argument("--pop", type=at_least(4), default=24)
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "search_init.json")
+    ap.add_argument("--update", action="store_true", help="keep the rows of --out that this run does not measure "
+                    "(other model, task or budget), so rows of separate runs (each its own --contrib) share a file")
     args = ap.parse_args(argv)
     if args.quick:
         args.seeds, args.evals, args.pop = 2, 96, 12
+    old = previous(args.out, args.quick) if args.update else {"rows": []}
     wanted = wanted_rows(args.row, args.quick, "search.bench_init")
     rows = []
     for dataset, model, budgets in wanted:
@@ -107,6 +112,7 @@ def main(argv=None):
                 continue
             t0 = time.time()
             r = {"model": model, "task": dataset, "table": str(path), "table_model_matches": matches,
+                 "run": run_record(command(argv)),
                  **row_init(space, table, budget, list(range(args.seeds)), args.evals, args.pop)}
             rows.append(r)
             g = r["predicted_gain"]
@@ -116,8 +122,29 @@ def main(argv=None):
                   + f"; NSGA-II reaches random's final HV at {100 * r['hv_fraction']['ga_greedy']:.0f} % (greedy "
                   f"start) / {100 * r['hv_fraction']['ga_sparse']:.0f} % (random start) of the evaluations "
                   f"({time.time() - t0:.0f} s{'' if matches else '; table measured on another export'})", flush=True)
-    command = " ".join(["python -m search.bench_init"] + (argv if argv is not None else sys.argv[1:]))
-    write_result({**run_record(command), "quick": args.quick, "rows": rows}, args.out, plot, rows)
+    rows = merged(old, rows)
+    write_result({**run_record(command(argv)), "quick": args.quick, "rows": rows}, args.out, plot, rows)
+
+
+def command(argv):
+    return " ".join(["python -m search.bench_init"] + (argv if argv is not None else sys.argv[1:]))
+
+
+def previous(out, quick):
+    """The result in `out` that --update adds to ({"rows": []} where there is none); exits naming the file where
+    it is not a search.bench_init result or was run with the other --quick."""
+    if not out.is_file():
+        return {"rows": []}
+    try:
+        old = json.loads(out.read_text())
+    except ValueError:
+        old = None
+    if not (isinstance(old, dict) and isinstance(old.get("rows"), list)):
+        sys.exit(f"search.bench_init: --update {out}: not a search.bench_init result (JSON with a \"rows\" list)")
+    if bool(old.get("quick")) != quick:
+        sys.exit(f"search.bench_init: --update {out}: its rows were run {'with' if old.get('quick') else 'without'} "
+                 f"--quick, this run {'with' if quick else 'without'}; write to another --out")
+    return old
 
 
 if __name__ == "__main__":

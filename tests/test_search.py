@@ -392,6 +392,24 @@ def test_quick_init_benchmark_compares_the_starts(tmp_path):
         assert min(row["predicted_gain_per_seed"][m]) >= g["greedy"] - 1e-12
     assert all(0 < f <= 1 for v in row["hv_fraction_per_seed"].values() for f in v)
     assert "best predicted gain" in r.stdout
+    # --update: a second run's row joins the file, the first run's row keeps its own run record
+    r = subprocess.run([PY, "-m", "search.bench_init", "--quick", "--row", "kws/dscnn@64", "--update", "--out", out],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    both = json.loads(out.read_text())["rows"]
+    assert [x["budget_bytes"] for x in both] == [64 * 1024, 128 * 1024] and both[1] == row
+    assert both[0]["run"]["command"].endswith("--update --out " + str(out))
+
+
+def test_init_benchmark_update_refuses_other_results(tmp_path):
+    out = tmp_path / "search_init.json"
+    for text, why in (("[1, 2]", "not a search.bench_init result"),
+                      ('{"quick": false, "rows": []}', "its rows were run without --quick, this run with")):
+        out.write_text(text)
+        r = subprocess.run([PY, "-m", "search.bench_init", "--quick", "--update", "--out", out], cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode != 0 and r.stderr.startswith(f"search.bench_init: --update {out}: {why}"), r.stderr
+        assert out.read_text() == text
 
 
 def test_fraction_to_reach_counts_the_evaluations_until_the_target():
