@@ -431,6 +431,8 @@ def on_second(r):
     names = [MODEL_NAMES.get(k, f"{k[0]} on {k[1]}") for k in dict.fromkeys((x["model"], x["task"]) for x in r["rows"])]
     listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     return f"{listed} on a {SECOND}"
+
+
 TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": methods,
           "contrib-dscnn-kws.json": contrib, "contrib-mcunet-kws.json": contrib,
           "contrib-mcunet-digits.json": contrib, "firmware.json": firmware, "plan_vs_measured.json": plan_vs_measured,
