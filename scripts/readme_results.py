@@ -445,6 +445,9 @@ TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": meth
           "search_avx512_train_seeds.json": titled(search, on_second),
           "search_avx512_greedy.json": titled(search, on_second),
           "search_avx512_greedy_train_seeds.json": titled(search, on_second),
+          "contrib-mcunet-digits-all-avx512.json": titled(contrib, f"every layer, {SECOND}"),
+          "search_avx512_greedy_all_layers.json": titled(search, lambda r: f"{on_second(r)}, its table over every "
+                                                         "layer"),
           "search_init.json": search_init,
           "search_init_avx512.json": titled(search_init, on_second)}
 
