@@ -448,6 +448,8 @@ TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": meth
           "contrib-mcunet-digits-all-avx512.json": titled(contrib, f"every layer, {SECOND}"),
           "search_avx512_greedy_all_layers.json": titled(search, lambda r: f"{on_second(r)}, its table over every "
                                                          "layer"),
+          "search_avx512_greedy_all_layers_train_seeds.json": titled(
+              search, lambda r: f"{on_second(r)}, its table over every layer"),
           "search_init.json": search_init,
           "search_init_avx512.json": titled(search_init, on_second)}
 
