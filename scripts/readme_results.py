@@ -433,6 +433,11 @@ def on_second(r):
     return f"{listed} on a {SECOND}"
 
 
+def on_second_every_layer(r):
+    """on_second, for a search on a contribution table over every layer (`search.contrib --layers all`)."""
+    return f"{on_second(r)}, its table over every layer"
+
+
 TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": methods,
           "contrib-dscnn-kws.json": contrib, "contrib-mcunet-kws.json": contrib,
           "contrib-mcunet-digits.json": contrib, "firmware.json": firmware, "plan_vs_measured.json": plan_vs_measured,
@@ -446,10 +451,8 @@ TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": meth
           "search_avx512_greedy.json": titled(search, on_second),
           "search_avx512_greedy_train_seeds.json": titled(search, on_second),
           "contrib-mcunet-digits-all-avx512.json": titled(contrib, f"every layer, {SECOND}"),
-          "search_avx512_greedy_all_layers.json": titled(search, lambda r: f"{on_second(r)}, its table over every "
-                                                         "layer"),
-          "search_avx512_greedy_all_layers_train_seeds.json": titled(
-              search, lambda r: f"{on_second(r)}, its table over every layer"),
+          "search_avx512_greedy_all_layers.json": titled(search, on_second_every_layer),
+          "search_avx512_greedy_all_layers_train_seeds.json": titled(search, on_second_every_layer),
           "search_init.json": search_init,
           "search_init_avx512.json": titled(search_init, on_second)}
 
