@@ -277,6 +277,20 @@ def update_clash(old, shrink, training_seeds, quick, init="greedy"):
     return None
 
 
+def update_base(out, prog):
+    """The result in `out` that --update adds rows to ({"rows": []} where there is none); exits naming `prog`
+    and the file where it is not a result with a "rows" list."""
+    if not out.is_file():
+        return {"rows": []}
+    try:
+        result = json.loads(out.read_text())
+        if isinstance(result.get("rows"), list):
+            return result
+    except (ValueError, AttributeError):
+        pass
+    sys.exit(f"{prog}: --update {out}: not a {prog} result (JSON with a \"rows\" list)")
+
+
 def merged(old, new):
     """The rows of `old` (a result of --out) with those of `new` at the same (model, task, budget) replaced, the
     others added; old rows keep the record of the run behind them. Rows of one model and task stay together, by
@@ -320,15 +334,7 @@ def main(argv=None):
     command = " ".join(["python -m search.bench"] + (argv if argv is not None else sys.argv[1:]))
     commit = git_commit()   # the code that runs is the checkout's at the start, whatever is committed meanwhile
     def old():   # read again at every write: a run beside this one may have written its rows meanwhile
-        if not (args.update and args.out.is_file()):
-            return {"rows": []}
-        try:
-            result = json.loads(args.out.read_text())
-            if isinstance(result.get("rows"), list):
-                return result
-        except (ValueError, AttributeError):
-            pass
-        sys.exit(f"search.bench: --update {args.out}: not a search.bench result (JSON with a \"rows\" list)")
+        return update_base(args.out, "search.bench") if args.update else {"rows": []}
     clash = update_clash(old(), args.shrink, args.train_seeds, args.quick, args.init)
     if clash:
         sys.exit(f"search.bench: --update {args.out}: {clash}")

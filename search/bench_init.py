@@ -18,7 +18,6 @@ the objective every search here shares, and the row says so (table_model_matches
 Writes results/search_init.json, a PNG (predicted gain per method) and a table.
 """
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 from model_prep.cli import at_least
 from model_prep.provenance import run_record, write_result
 from search import contrib
-from search.bench import ROWS, fraction_to_reach, hv_curve, merged, normalizer, row_space, wanted_rows
+from search.bench import ROWS, fraction_to_reach, hv_curve, merged, normalizer, row_space, update_base, wanted_rows
 from search.ga import greedy, nsga2, random_search, single_ga
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,21 +130,13 @@ def command(argv):
 
 
 def previous(out, quick):
-    """The result in `out` that --update adds to ({"rows": []} where there is none); exits naming the file where
-    it is not a search.bench_init result or was run with the other --quick."""
-    if not out.is_file():
-        return {"rows": []}
-    try:
-        old = json.loads(out.read_text())
-    except ValueError:
-        old = None
-    if not (isinstance(old, dict) and isinstance(old.get("rows"), list)):
-        sys.exit(f"search.bench_init: --update {out}: not a search.bench_init result (JSON with a \"rows\" list)")
+    """The result in `out` that --update adds to (search.bench.update_base); exits naming the file where it was
+    run with the other --quick."""
+    old = update_base(out, "search.bench_init")
     if bool(old.get("quick")) != quick:
         sys.exit(f"search.bench_init: --update {out}: its rows were run {'with' if old.get('quick') else 'without'} "
                  f"--quick, this run {'with' if quick else 'without'}; write to another --out")
     return old
-
 
 if __name__ == "__main__":
     main()
