@@ -33,6 +33,7 @@ from model_prep.sparse_train import SparseTrainer, TrainConfig, forward_macs
 from search.scheme import layer_costs
 
 FULL = {"kind": "full"}
+FISHER_SAMPLES = 32   # TinyTrain: the new task's samples its criterion sees (the bench; contrib's "fisher" rule)
 
 
 def _build(name, graph, model, updates):

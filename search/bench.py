@@ -104,7 +104,8 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
     norm = normalizer(space, table)
     sim = space.sim
     data = tasks.device_data(task, evaluator.cfg.train, evaluator.cfg.test, seed=0)
-    potentials = baselines.fisher_potentials(sim, data.q_train[:32], data.y_train[:32])
+    few = slice(baselines.FISHER_SAMPLES)
+    potentials = baselines.fisher_potentials(sim, data.q_train[few], data.y_train[few])
     for budget in budgets:
         if not space.fits(budget):
             log(f"{label}: budget {budget // 1024} KiB below the classifier alone; skipped")
@@ -127,7 +128,7 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
             for name in fractions:
                 fractions[name].append(fraction_to_reach(curves["ga"][-1], curves[name][-1][-1], pop, evals))
         plan_of = lambda s: TrainingPlan(sim, s).sram_bytes()   # noqa: E731
-        tiny = baselines.tinytrain(sim, data.q_train[:32], data.y_train[:32], budget, model=space.model,
+        tiny = baselines.tinytrain(sim, data.q_train[few], data.y_train[few], budget, model=space.model,
                                    potentials=potentials, memory_of=plan_of)
         rule = baselines.paper_rule(sim.graph, space.model)
         rule_fits = plan_of(rule) <= budget

@@ -12,6 +12,10 @@ trainable layers before the classifier (the last one):
   bias, k = 1..K   Δacc_b[k] = acc(classifier + biases of the last k layers) - acc_cls
   weight (i, r)    Δacc_W(i, r) = acc(bias-only + layer i's weights, a fraction r of its channels by
                    magnitude) - acc(bias-only); bias-only = classifier + biases of the last --bias-base
+--select names the channel-selection rules measured: the scheme format's (magnitude, random) and fisher,
+TinyTrain's: the channels of largest Fisher information on the first baselines.FISHER_SAMPLES device
+train samples (the integer backward, nothing updated), written as explicit indices in the entry's
+`channels` and in the schemes the search builds from it (the device gets indices, not a rule).
 Each entry also carries Δ per training seed (delta_per_seed: the same seed's accuracy minus its
 reference's; their spread is the measurement's training noise) and its scheme's cost: MACs of one
 training step per sample (SparseTrainer.step_macs) and the extra memory in Lin et al.'s accounting
@@ -39,12 +43,13 @@ from model_prep.provenance import run_record
 from model_prep.simulate import Simulator
 from model_prep.sparse_train import SparseTrainer, TrainConfig
 from search import tasks
-from search.baselines import scheme_memory
+from search.baselines import FISHER_SAMPLES, fisher_potentials, scheme_memory, top_channels
 
 FORMAT = "odt-contrib/1"
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "build" / "contrib"
 QUICK = {"train": 64, "test": 64, "layers": "last:2", "ratios": "1/4,1"}   # --quick defaults
+SELECTS = fmt.SELECT_RULES + ("fisher",)   # fisher: resolved here to explicit channel indices
 
 
 class ContribError(ValueError):
@@ -64,7 +69,7 @@ class Config:
     k_step: int = 1               # bias curve: k = 1, 1 + k_step, ... and always K
     ratios: tuple = fmt.RATIOS    # weight update ratios
     layers: str = "all"           # weight layers: all | last:N | comma list of .tflite names
-    selects: tuple = ("magnitude",)   # channel-selection rules measured (scheme.SELECT_RULES)
+    selects: tuple = ("magnitude",)   # channel-selection rules measured (SELECTS)
     rows: str = "all"             # all | middle: also each layer's middle kernel row alone (kernels taller than 1)
 
 
@@ -102,14 +107,15 @@ def k_values(k_max, step):
     return sorted(set(range(1, k_max + 1, step)) | {k_max}) if k_max else []
 
 
-def make_scheme(model, classifier, biases, weight=None, ratio=None, select="magnitude", rows=None):
+def make_scheme(model, classifier, biases, weight=None, ratio=None, select="magnitude", rows=None, channels=None):
     """Classifier (full weights + bias) + the biases of `biases` + `weight`'s channels at `ratio` chosen by
-    `select` (and only kernel `rows`, if given: a sub-tensor)."""
+    `select`, or its explicit `channels` (and only kernel `rows`, if given: a sub-tensor)."""
     layers = [{"layer": classifier, "bias": True, "weight": {"kind": "full"}}]
     for name in biases:
         layers.append({"layer": name, "bias": True})
     if weight is not None:
-        w = {"kind": "channels", "ratio": ratio, "select": select}
+        w = ({"kind": "channels", "ratio": ratio, "select": select} if channels is None else
+             {"kind": "channels", "channels": [int(c) for c in channels]})
         if rows is not None:
             w["rows"] = list(rows)
         if weight in biases:
@@ -238,7 +244,12 @@ def analyse(task, cfg, work=WORK, command=None):
     jobs += [(f"bias k={k}", s, c) for k, s in bias]
     kernel_h = {n: sim.graph.tensors[fmt.trainable_layers(sim.graph)[n].inputs[1]].shape[1] for n in chosen}
     variants = lambda n: [None] + ([[kernel_h[n] // 2]] if cfg.rows == "middle" and kernel_h[n] > 1 else [])  # noqa: E731
-    weights = [(n, r, sel, rows, make_scheme(task.model, classifier, last(base), n, r, sel, rows))
+    fisher = {}
+    if "fisher" in cfg.selects:              # TinyTrain's rule: the channels of largest Fisher information
+        potentials = fisher_potentials(sim, data.q_train[:FISHER_SAMPLES], data.y_train[:FISHER_SAMPLES])
+        fisher = {(n, r): top_channels(potentials[n], r) for n in chosen for r in cfg.ratios}
+    weights = [(n, r, sel, rows, make_scheme(task.model, classifier, last(base), n, r, sel, rows, fisher.get((n, r))
+                                             if sel == "fisher" else None))
                for n in chosen for sel in cfg.selects for rows in variants(n) for r in cfg.ratios]
     label = lambda n, r, sel, rows: (f"weight {n} r={r:g}" + ("" if sel == "magnitude" else f" {sel}")  # noqa: E731
                                      + ("" if rows is None else f" rows {rows}"))
@@ -263,11 +274,14 @@ def analyse(task, cfg, work=WORK, command=None):
               "layers": chosen, "quick": task.quick,
               "train": len(data.y_train), "test": len(data.y_val), "tflite": str(task.tflite),
               "tflite_sha256": numbers["tflite_sha256"], "cache": str(path)}
+    if fisher:
+        config["fisher_samples"] = min(FISHER_SAMPLES, len(data.y_train))
     return {"format": FORMAT, **run_record(command, f"{torch.get_num_threads()} threads"),
             "model": task.model, "dataset": task.dataset, "config": config,
             "classifier_only": acc[c], "bias_only": acc[b],
             "bias": [{"k": k, "layers": last(k), **entry(s, c)} for k, s in bias],
             "weight": [{"layer": n, "ratio": r, "select": sel, "rows": rows, **entry(s, b)}
+                       | ({"channels": fisher[(n, r)]} if sel == "fisher" else {})
                        for n, r, sel, rows, s in weights]}
 
 
@@ -382,7 +396,8 @@ def main(argv=None):
     ap.add_argument("--ratios", help="weight ratios, e.g. 1/8,1/4,1/2,1 (the default; --quick 1/4,1)")
     ap.add_argument("--k-step", type=at_least(1), help="bias curve: every n-th k, K always (default 1; --quick K/2)")
     ap.add_argument("--select", default="magnitude", help="channel-selection rules, comma list of "
-                    f"{', '.join(fmt.SELECT_RULES)} (default magnitude)")
+                    f"{', '.join(SELECTS)} (default magnitude; fisher: TinyTrain's, on the first "
+                    f"{FISHER_SAMPLES} train samples, written as channel indices)")
     ap.add_argument("--rows", default="all", choices=("all", "middle"),
                     help="middle: also measure each layer's middle kernel row alone (sub-tensor)")
     ap.add_argument("--bias-base", type=at_least(-1), default=-1,
@@ -411,8 +426,8 @@ def main(argv=None):
             raise ContribError(f"no task for dataset '{args.dataset}' with model '{args.model}'; known: {known}")
         ratios = parse_ratios(args.ratios or quick.get("ratios", "1/8,1/4,1/2,1"))
         selects = tuple(x.strip() for x in args.select.split(",") if x.strip())
-        if not selects or any(x not in fmt.SELECT_RULES for x in selects):
-            raise ContribError(f"--select {args.select}: expected a comma list of {', '.join(fmt.SELECT_RULES)}")
+        if not selects or any(x not in SELECTS for x in selects):
+            raise ContribError(f"--select {args.select}: expected a comma list of {', '.join(SELECTS)}")
         numbers = {"epochs": args.epochs, "batch size": args.batch_size, "seeds": args.seeds,
                    "threads": args.threads, "k step": 1 if args.k_step is None else args.k_step}
         for what, n in numbers.items():

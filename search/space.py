@@ -10,8 +10,9 @@ Genome (Lin et al. 2022): x[0] indexes how many trailing biases are updated (0 o
 contribution analysis measured); x[1 + i] indexes candidate layer i's weight update: none, or one of
 the variants the analysis measured for it, cheapest first (a ratio of its channels, 1/8 .. 1, and at
 sub-tensor granularity the same restricted to its middle kernel row, `search.contrib --rows middle`);
-when the analysis measured several channel-selection rules (`--select magnitude,random`), a last
-gene picks the rule. The classifier (weights and bias) is always trained.
+when the analysis measured several channel-selection rules (`--select magnitude,random,fisher`), a last
+gene picks the rule (fisher: the explicit channels the table measured). The classifier (weights and bias)
+is always trained.
 Objectives: the accuracy gain predicted by the contribution table, additively (Δacc_b[k] +
 Σ Δacc_W(i, r)); the SRAM the device will use, from the runtime's own planner
 (model_prep.training_plan: what `bake plan` prints and plan_vs_measured confirms on qemu-m7);
@@ -38,6 +39,7 @@ class Space:
     options: dict                    # layer -> [None, (ratio, rows or None), ...] cheapest first
     selects: list                    # channel-selection rules measured
     weight_gain: dict                # (layer, ratio, rows, select) -> Δacc_W
+    channels: dict = field(default_factory=dict)   # (layer, ratio, rows, select) -> explicit channel indices
     _cost: dict = field(default_factory=dict)
 
     @classmethod
@@ -52,7 +54,9 @@ class Space:
                              f"{', '.join(sorted(missing))}")
         layers = list(dict.fromkeys(w["layer"] for w in table["weight"]))
         variant = lambda w: (float(w["ratio"]), None if w.get("rows") is None else tuple(w["rows"]))  # noqa: E731
-        gain = {(w["layer"], *variant(w), w.get("select", "magnitude")): w["delta"] for w in table["weight"]}
+        key = lambda w: (w["layer"], *variant(w), w.get("select", "magnitude"))   # noqa: E731
+        gain = {key(w): w["delta"] for w in table["weight"]}
+        channels = {key(w): tuple(w["channels"]) for w in table["weight"] if w.get("channels") is not None}
         selects = list(dict.fromkeys(w.get("select", "magnitude") for w in table["weight"]))
         options = {}
         for n in layers:
@@ -63,7 +67,7 @@ class Space:
                 raise ValueError(f"the contribution table lacks {missing[0]}: every layer needs every variant "
                                  f"with every selection rule")
         return cls(sim, table["model"], names[-1], names[:-1], [0] + [b["k"] for b in table["bias"]],
-                   {0: 0.0, **{b["k"]: b["delta"] for b in table["bias"]}}, layers, options, selects, gain)
+                   {0: 0.0, **{b["k"]: b["delta"] for b in table["bias"]}}, layers, options, selects, gain, channels)
 
     # -- the genome ---------------------------------------------------------------------------
 
@@ -116,8 +120,10 @@ class Space:
                 u = {"layer": n, "bias": n in biased}
                 if n in weights:
                     ratio, rows = weights[n]
+                    chosen = self.channels.get((n, ratio, rows, select))
+                    pick = {"ratio": ratio, "select": select} if chosen is None else {"channels": list(chosen)}
                     u["weight"] = {"kind": "full"} if ratio == 1 and rows is None else {
-                        "kind": "channels", "ratio": ratio, "select": select, **({"rows": list(rows)} if rows else {})}
+                        "kind": "channels", **pick, **({"rows": list(rows)} if rows else {})}
                 layers.append(u)
         return fmt.from_dict({"format": fmt.FORMAT, "model": self.model, "name": name, "layers": layers})
 

@@ -94,6 +94,31 @@ def test_a_truncated_cache_line_is_ignored(first_run, monkeypatch, capsys, tmp_p
     assert all(json.loads(line) for line in cache.read_text().splitlines()[-1:])
 
 
+def test_fisher_rule_measures_tinytrains_channels(first_run, monkeypatch, tmp_path, digits_task):
+    """--select magnitude,fisher: the fisher entries train, and record as explicit indices, the channels of largest
+    Fisher information on the first FISHER_SAMPLES train samples; the magnitude entries come from the cache."""
+    from model_prep.simulate import Simulator
+    from search import baselines, tasks
+    work = tmp_path / "w"
+    shutil.copytree(first_run[0], work)
+    before = contrib.load(work / "out.json")
+    calls = count_fits(monkeypatch)
+    d = contrib.main(cli_args(digits_task, work, "--select", "magnitude,fisher"))
+    assert len(calls) == 2                                    # head at 1/2 and 1, the fisher way
+    fisher = [e for e in d["weight"] if e["select"] == "fisher"]
+    assert [(e["layer"], e["ratio"]) for e in fisher] == [("head", 0.5), ("head", 1.0)]
+    assert [e for e in d["weight"] if e["select"] == "magnitude"] == before["weight"]
+    data = tasks.device_data(digits_task, 8, 8, seed=0)
+    sim = Simulator.from_tflite(digits_task.tflite)
+    potentials = baselines.fisher_potentials(sim, data.q_train, data.y_train)
+    n = len(potentials["head"])
+    assert d["config"]["fisher_samples"] == 8 and d["config"]["selects"] == ["magnitude", "fisher"]
+    assert fisher[0]["channels"] == baselines.top_channels(potentials["head"], 0.5)
+    assert len(fisher[0]["channels"]) == n // 2
+    assert fisher[1]["channels"] == list(range(n))
+    assert fisher[0]["memory_bytes"] == next(e["memory_bytes"] for e in before["weight"] if e["ratio"] == 0.5)
+
+
 @pytest.mark.parametrize("change,says", [
     (["--model", "resnet50"], "no task for dataset 'digits' with model 'resnet50'"),
     (["--dataset", "cifar"], "no task for dataset 'cifar'"),

@@ -71,6 +71,30 @@ def test_sub_tensor_and_selection_rule_genes(kws):
     assert sp.sram(x) <= sp.sram(all_rows) and sp.macs(x) < sp.macs(all_rows)
 
 
+def test_fisher_rule_gene_trains_the_tables_channels(kws):
+    """A table with fisher entries (contrib --select magnitude,fisher): the rule's gene gives the explicit channels the
+    table measured, which the trainer updates, at the memory of the same count chosen by magnitude."""
+    from model_prep.simulate import Simulator
+    from model_prep.sparse_train import SparseTrainer
+    table = contrib.load(TABLE)
+    ops = {op.name: op for op in Simulator.from_tflite(kws.tflite).ops}
+    n_of = lambda layer: ops[layer].weights.shape[-1]   # noqa: E731
+    last = lambda w: list(range(n_of(w["layer"]) - max(1, round(w["ratio"] * n_of(w["layer"]))), n_of(w["layer"])))  # noqa: E731
+    fisher = [{**w, "select": "fisher", "delta": w["delta"] + 0.01, "channels": last(w)} for w in table["weight"]]
+    sp = Space.from_contrib(kws.tflite, {**table, "weight": table["weight"] + fisher})
+    assert sp.selects == ["magnitude", "fisher"] and sp.n_var == 2 + len(sp.layers)
+    layer = "blocks.2.pw"
+    x = np.zeros(sp.n_var, int)
+    x[1 + sp.layers.index(layer)] = sp.options[layer].index((0.25, None))
+    by_magnitude, x[-1] = x.copy(), 1
+    (u,) = [u for u in sp.scheme(x).layers if u.layer == layer]
+    want = next(w["channels"] for w in fisher if w["layer"] == layer and w["ratio"] == 0.25)
+    assert u.weight.ratio is None and list(u.weight.channels) == want and want[-1] == n_of(layer) - 1
+    assert list(SparseTrainer(kws.tflite, sp.scheme(x)).updates[layer].channels) == want
+    assert sp.sram(x) == sp.sram(by_magnitude) and sp.gain(x) == pytest.approx(sp.gain(by_magnitude) + 0.01)
+    assert "(fisher)" in sp.describe(x)
+
+
 def test_repair_keeps_every_candidate_within_the_budget(space):
     rng, budget = np.random.default_rng(0), 48 * 1024
     repair = BudgetRepair(space, budget)
@@ -417,3 +441,46 @@ def test_fraction_to_reach_counts_the_evaluations_until_the_target():
     curve = [0.1, 0.4, 0.4, 0.7]   # after 24, 48, 72, 96 of 96 evaluations
     assert fraction_to_reach(curve, 0.4, 24, 96) == 0.5 and fraction_to_reach(curve, 0.1, 24, 96) == 0.25
     assert fraction_to_reach(curve, 0.8, 24, 96) == 1.0   # never reached
+
+
+def test_tinytrain_ablation_variants_change_one_part():
+    """search.tinytrain_ablation's variants: TinyTrain's layers with channels by another rule (the same counts, the
+    same planner bytes), without their weights, or without their biases; the classifier untouched."""
+    from model_prep.simulate import Simulator
+    from search import baselines, tasks
+    from search.tinytrain_ablation import VARIANTS, variants
+    task = tasks.prepare("kws", "dscnn", quick=True)   # the quick benchmarks' task
+    sim, data = Simulator.from_tflite(task.tflite), tasks.device_data(task, 64, 64)
+    plan_of = lambda s: TrainingPlan(sim, s).sram_bytes()   # noqa: E731
+    tiny = baselines.tinytrain(sim, data.q_train[:32], data.y_train[:32], 96 * 1024, model="dscnn", memory_of=plan_of)
+    v = variants(tiny, "classifier")
+    assert list(v) == list(VARIANTS) and v["tinytrain"] is tiny
+    layers = lambda s: {u.layer: u for u in s.layers}   # noqa: E731
+    picked = [n for n in layers(tiny) if n != "classifier"]
+    assert picked and all(set(layers(s)) == set(layers(tiny)) for s in v.values())
+    for name in ("magnitude", "random"):
+        for n in picked:
+            u = layers(v[name])[n]
+            assert (u.bias, u.weight.kind, u.weight.ratio, u.weight.select) == (True, "channels", 0.25, name)
+        assert plan_of(v[name]) == plan_of(tiny)
+    assert all(layers(v["biases_only"])[n].bias and layers(v["biases_only"])[n].weight.kind == "none" for n in picked)
+    assert all(not layers(v["weights_only"])[n].bias and layers(v["weights_only"])[n].weight == layers(tiny)[n].weight
+               for n in picked)
+    assert all(layers(s)["classifier"] == layers(tiny)["classifier"] for s in v.values())
+    assert plan_of(v["biases_only"]) < plan_of(tiny)
+
+
+def test_quick_tinytrain_ablation_writes_its_table(tmp_path):
+    out = tmp_path / "tinytrain_ablation.json"
+    r = subprocess.run([PY, "-m", "search.tinytrain_ablation", "--quick", "--out", out, "--evaluations",
+                        tmp_path / "evaluations"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    d = json.loads(out.read_text())
+    assert d["commit"] and d["quick"] and out.with_suffix(".png").stat().st_size > 0
+    (row,) = d["rows"]
+    assert (row["model"], row["task"], row["budget_bytes"], row["training_seeds"]) == ("dscnn", "kws", 128 * 1024, 1)
+    for split in ("val", "test"):
+        assert set(row[f"{split}_acc"]) == {"tinytrain", "magnitude", "random", "biases_only", "weights_only"}
+        assert all(0 <= a <= 1 and [a] == row[f"{split}_acc_per_seed"][v] for v, a in row[f"{split}_acc"].items())
+    assert row["layers"] and max(row["sram_bytes"].values()) <= 128 * 1024
+    assert "channels by magnitude" in r.stdout and "TinyTrain picks" in r.stdout
