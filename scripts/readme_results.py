@@ -142,11 +142,33 @@ def contrib(r):
         "| layer (weights, on top of bias-only) | ratio | Δacc (pp) | extra SRAM | MACs per step |",
         "|---|---|---|---|---|",
     ]
+    rule = lambda w: w.get("select", "magnitude")   # noqa: E731
     for w in sorted(r["weight"], key=lambda w: -w["delta"])[:8]:
-        lines.append(f"| {w['layer']} | {w['ratio']:g} | {100 * w['delta']:+.1f} | {w['memory_bytes']:,} B "
+        named = w["layer"] + ("" if rule(w) == "magnitude" else f" ({rule(w)})")
+        lines.append(f"| {named} | {w['ratio']:g} | {100 * w['delta']:+.1f} | {w['memory_bytes']:,} B "
                      f"| {w['macs_per_step'] / 1e6:.1f} M |")
     png = f"results/{Path(r['file']).with_suffix('.png')}"
-    return "\n".join(lines + ["", f"![contribution]({png})"])
+    return "\n".join(lines + rules_lines(r["weight"]) + ["", f"![contribution]({png})"])
+
+
+def rules_lines(weights):
+    """Where a table measured several channel-selection rules: each rule's Δ over the same (layer, ratio, rows)
+    entries, and on how many it beats magnitude selection (Lin et al.'s)."""
+    rule = lambda w: w.get("select", "magnitude")   # noqa: E731
+    by = {}
+    for w in weights:
+        by.setdefault(rule(w), {})[(w["layer"], w["ratio"], str(w.get("rows")))] = w["delta"]
+    if len(by) < 2 or "magnitude" not in by:
+        return []
+    base = by["magnitude"]
+    lines = ["", "| channel-selection rule | mean Δacc (pp) | best Δacc (pp) | entries above magnitude's / equal |",
+             "|---|---|---|---|"]
+    for name, d in by.items():
+        above = sum(d[k] > base[k] + 1e-12 for k in d) if name != "magnitude" else None
+        equal = sum(abs(d[k] - base[k]) <= 1e-12 for k in d) if name != "magnitude" else None
+        lines.append(f"| {name} | {100 * sum(d.values()) / len(d):+.2f} | {100 * max(d.values()):+.1f} | "
+                     + ("—" if above is None else f"{above} of {len(d)} / {equal}") + " |")
+    return lines
 
 
 def firmware(r):
@@ -412,6 +434,27 @@ def gain_refit(r):
     return "\n".join(lines + ["", "![gain refit](results/gain_refit.png)"])
 
 
+def tinytrain_ablation(r):
+    """What TinyTrain's scheme owes to each of its parts (search.tinytrain_ablation)."""
+    from search.tinytrain_ablation import VARIANTS
+    lines = ["### What TinyTrain's scheme owes to its parts (`python -m search.tinytrain_ablation`)", "",
+             *run_lines(r), "", (
+                 "TinyTrain's scheme under the budget (as `search.bench` builds it), and the same scheme with one part "
+                 "changed: its layers' channels chosen by weight magnitude or at random instead of by Fisher "
+                 "information (the same counts and SRAM), its layers' biases only, or their weights only (the "
+                 "classifier as ever). Accuracy (%) on validation / test, each the mean of the runs shown; SRAM "
+                 "from the runtime's planner."),
+             "",
+             "| model | task | budget | runs | TinyTrain's layers | " + " | ".join(VARIANTS.values()) + " |",
+             "|---|---|---|---|---|" + "---|" * len(VARIANTS)]
+    for x in r["rows"]:
+        cells = [f"{100 * x['val_acc'][v]:.1f} / {100 * x['test_acc'][v]:.1f} ({x['sram_bytes'][v] / 1024:.0f} KiB)"
+                 for v in VARIANTS]
+        lines.append(f"| {x['model']} | {x['task']} | {x['budget_bytes'] // 1024} KiB | {x['training_seeds']} "
+                     f"| {len(x['layers'])}: {x['layers'][0]} .. {x['layers'][-1]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines + ["", f"![TinyTrain ablation](results/{Path(r['file']).with_suffix('.png')})"])
+
+
 def titled(render, note):
     """render, with ", note" after its table's title (note: a string, or a function of the result): a file
     measured on a second pre-training says so."""
@@ -454,7 +497,8 @@ TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": meth
           "search_avx512_greedy_all_layers.json": titled(search, on_second_every_layer),
           "search_avx512_greedy_all_layers_train_seeds.json": titled(search, on_second_every_layer),
           "search_init.json": search_init,
-          "search_init_avx512.json": titled(search_init, on_second)}
+          "search_init_avx512.json": titled(search_init, on_second),
+          "tinytrain_ablation_avx512.json": titled(tinytrain_ablation, on_second)}
 
 
 def datasets_table():

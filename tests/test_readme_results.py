@@ -25,3 +25,15 @@ def test_check_catches_a_stale_table(tmp_path):
     subprocess.run([PY, "scripts/readme_results.py"], cwd=tmp_path, check=True, capture_output=True)
     again = subprocess.run([PY, "scripts/readme_results.py", "--check"], cwd=tmp_path, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
+
+
+def test_selection_rules_are_compared_entry_by_entry():
+    import runpy
+    rules_lines = runpy.run_path(str(ROOT / "scripts" / "readme_results.py"))["rules_lines"]
+    w = lambda layer, ratio, select, delta: {"layer": layer, "ratio": ratio, "select": select, "delta": delta}  # noqa: E731
+    weights = [w("a", 0.5, "magnitude", 0.02), w("b", 0.5, "magnitude", 0.04),
+               w("a", 0.5, "fisher", 0.03), w("b", 0.5, "fisher", 0.04)]
+    lines = rules_lines(weights)
+    assert lines[3] == "| magnitude | +3.00 | +4.0 | — |"
+    assert lines[4] == "| fisher | +3.50 | +4.0 | 1 of 2 / 1 |"
+    assert rules_lines(weights[:2]) == []   # one rule: nothing to compare
