@@ -278,18 +278,36 @@ def update_clash(old, shrink, training_seeds, quick, init="greedy"):
     return None
 
 
-def update_base(out, prog):
+def update_base(out, prog, quick=None):
     """The result in `out` that --update adds rows to ({"rows": []} where there is none); exits naming `prog`
-    and the file where it is not a result with a "rows" list."""
+    and the file where it is not a result with a "rows" list, or (quick given) was run with the other --quick."""
     if not out.is_file():
         return {"rows": []}
     try:
         result = json.loads(out.read_text())
-        if isinstance(result.get("rows"), list):
-            return result
+        ok = isinstance(result.get("rows"), list)
     except (ValueError, AttributeError):
-        pass
-    sys.exit(f"{prog}: --update {out}: not a {prog} result (JSON with a \"rows\" list)")
+        ok = False
+    if not ok:
+        sys.exit(f"{prog}: --update {out}: not a {prog} result (JSON with a \"rows\" list)")
+    if quick is not None and bool(result.get("quick")) != quick:
+        sys.exit(f"{prog}: --update {out}: its rows were run {'with' if result.get('quick') else 'without'} "
+                 f"--quick, this run {'with' if quick else 'without'}; write to another --out")
+    return result
+
+
+def add_row_arguments(ap, contrib=True):
+    """--row (repeatable) and, with `contrib`, --contrib: the rows and tables of search.bench and the commands
+    that measure its rows (row_table reads them)."""
+    ap.add_argument("--row", action="append", help="dataset/model[@KiB,KiB...] (budgets of that row; default "
+                    "64,128,256), repeatable (default: every row with a table)")
+    if contrib:
+        ap.add_argument("--contrib", type=Path, help="the table of a single --row (default: search.bench's ROWS)")
+
+
+def row_table(contrib_arg, wanted, dataset, model):
+    """The contribution table of a row: --contrib where it names the table of a single --row, else ROWS'."""
+    return contrib_arg if contrib_arg and len(wanted) == 1 else ROWS.get((dataset, model))
 
 
 def merged(old, new):
@@ -308,9 +326,7 @@ def merged(old, new):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="kws/dscnn, 128 KiB, 2 seeds, 48 evaluations, 64 samples")
-    ap.add_argument("--row", action="append", help="dataset/model[@KiB,KiB...] (budgets of that row; default "
-                    "64,128,256), repeatable (default: every row with a table)")
-    ap.add_argument("--contrib", type=Path, help="the table of a single --row (default: ROWS)")
+    add_row_arguments(ap)
     ap.add_argument("--seeds", type=at_least(1), default=5)
     ap.add_argument("--evals", type=at_least(1), default=480)
     ap.add_argument("--pop", type=at_least(4), default=24)
@@ -341,7 +357,7 @@ def main(argv=None):
         sys.exit(f"search.bench: --update {args.out}: {clash}")
     rows = []
     for dataset, model, budgets in wanted:
-        path = args.contrib if args.contrib and len(wanted) == 1 else ROWS.get((dataset, model))
+        path = row_table(args.contrib, wanted, dataset, model)
         task, table, space = row_space(dataset, model, args.quick, path, "search.bench", args.shrink)
         cfg = evaluation_config(task, table, args.train_seeds)
         noise = contrib.entry_noise(table) if args.shrink else 0.0

@@ -27,7 +27,8 @@ import numpy as np
 from model_prep.cli import at_least
 from model_prep.provenance import run_record, write_result
 from search import contrib
-from search.bench import ROWS, fraction_to_reach, hv_curve, merged, normalizer, row_space, update_base, wanted_rows
+from search.bench import (add_row_arguments, fraction_to_reach, hv_curve, merged, normalizer, row_space, row_table,
+                          update_base, wanted_rows)
 from search.ga import greedy, nsga2, random_search, single_ga
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,9 +87,7 @@ def plot(rows, path):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="kws/dscnn quick task, 128 KiB, 2 seeds, 96 evaluations")
-    ap.add_argument("--row", action="append", help="dataset/model[@KiB,KiB...] as search.bench's (default: every "
-                    "row with a table, 64,128,256)")
-    ap.add_argument("--contrib", type=Path, help="the table of a single --row (default: search.bench's)")
+    add_row_arguments(ap)
     ap.add_argument("--seeds", type=at_least(1), default=5)
     ap.add_argument("--evals", type=at_least(1), default=480)
     ap.add_argument("--pop", type=at_least(4), default=24)
@@ -98,11 +97,11 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.quick:
         args.seeds, args.evals, args.pop = 2, 96, 12
-    old = previous(args.out, args.quick) if args.update else {"rows": []}
+    old = update_base(args.out, "search.bench_init", args.quick) if args.update else {"rows": []}
     wanted = wanted_rows(args.row, args.quick, "search.bench_init")
     rows = []
     for dataset, model, budgets in wanted:
-        path = args.contrib if args.contrib and len(wanted) == 1 else ROWS.get((dataset, model))
+        path = row_table(args.contrib, wanted, dataset, model)
         task, table, space = row_space(dataset, model, args.quick, path, "search.bench_init", strict=False)
         matches = contrib.model_mismatch(table, task.tflite) is None
         for budget in budgets:
@@ -128,15 +127,6 @@ def main(argv=None):
 def command(argv):
     return " ".join(["python -m search.bench_init"] + (argv if argv is not None else sys.argv[1:]))
 
-
-def previous(out, quick):
-    """The result in `out` that --update adds to (search.bench.update_base); exits naming the file where it was
-    run with the other --quick."""
-    old = update_base(out, "search.bench_init")
-    if bool(old.get("quick")) != quick:
-        sys.exit(f"search.bench_init: --update {out}: its rows were run {'with' if old.get('quick') else 'without'} "
-                 f"--quick, this run {'with' if quick else 'without'}; write to another --out")
-    return old
 
 if __name__ == "__main__":
     main()

@@ -23,7 +23,7 @@ import numpy as np
 from model_prep.cli import at_least
 from model_prep.provenance import run_record, write_result
 from search import tasks
-from search.bench import ROWS, correlation, row_space, wanted_rows
+from search.bench import ROWS, add_row_arguments, correlation, row_space, wanted_rows
 from search.evaluate import WORK, Evaluator, evaluation_config, to_stderr
 from search.ga import INITS, nsga2, random_search
 
@@ -83,8 +83,7 @@ def plot(rows, path):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="kws/dscnn quick task, 2 seeds, 48 evaluations, 2 verified")
-    ap.add_argument("--row", action="append", help="dataset/model[@KiB,KiB...] as search.bench's (default: every "
-                    "row with a table, 64,128,256)")
+    add_row_arguments(ap, contrib=False)
     ap.add_argument("--seeds", type=at_least(1), default=3, help="training seeds per scheme (seed 0 is the bench's)")
     ap.add_argument("--evals", type=at_least(1), default=480,
                     help="the bench's search evaluations (to find its schemes)")

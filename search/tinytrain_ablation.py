@@ -31,7 +31,7 @@ from model_prep.cli import at_least
 from model_prep.provenance import run_record, write_result
 from model_prep.training_plan import TrainingPlan
 from search import baselines, tasks
-from search.bench import ROWS, merged, row_space, update_base, wanted_rows
+from search.bench import add_row_arguments, merged, row_space, row_table, update_base, wanted_rows
 from search.evaluate import WORK, Evaluator, evaluation_config, to_stderr
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,9 +102,7 @@ def plot(rows, path):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="kws/dscnn quick task, 128 KiB, one training run")
-    ap.add_argument("--row", action="append", help="dataset/model[@KiB,KiB...] as search.bench's (default: every "
-                    "row with a table, 64,128,256)")
-    ap.add_argument("--contrib", type=Path, help="the table of a single --row (default: search.bench's)")
+    add_row_arguments(ap)
     ap.add_argument("--train-seeds", type=at_least(1), default=3, help="training runs averaged per evaluation")
     ap.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
     ap.add_argument("--workers", type=at_least(1), default=2)
@@ -116,15 +114,11 @@ def main(argv=None):
     if args.quick:
         args.train_seeds = 1
     command = " ".join(["python -m search.tinytrain_ablation"] + (argv if argv is not None else sys.argv[1:]))
-    old = update_base(args.out, "search.tinytrain_ablation") if args.update else {"rows": []}
-    if args.update and bool(old.get("quick")) != args.quick:
-        sys.exit(f"search.tinytrain_ablation: --update {args.out}: its rows were run "
-                 f"{'with' if old.get('quick') else 'without'} --quick, this run "
-                 f"{'with' if args.quick else 'without'}; write to another --out")
+    old = update_base(args.out, "search.tinytrain_ablation", args.quick) if args.update else {"rows": []}
     wanted = wanted_rows(args.row, args.quick, "search.tinytrain_ablation")
     rows = []
     for dataset, model, budgets in wanted:
-        path = args.contrib if args.contrib and len(wanted) == 1 else ROWS.get((dataset, model))
+        path = row_table(args.contrib, wanted, dataset, model)
         task, table, space = row_space(dataset, model, args.quick, path, "search.tinytrain_ablation")
         cfg = evaluation_config(task, table, args.train_seeds)
         with Evaluator(task, cfg, args.scheduler, args.workers, args.evaluations, to_stderr) as ev:
