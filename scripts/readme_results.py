@@ -481,6 +481,12 @@ def on_second_every_layer(r):
     return f"{on_second(r)}, its table over every layer"
 
 
+def on_second_fisher(r):
+    """on_second, for a search on a table over every layer with two channel-selection rules (`--select
+    magnitude,fisher`): the genome's rule gene picks TinyTrain's channels or Lin et al.'s."""
+    return f"{on_second(r)}, its table over every layer with channels by magnitude or by Fisher information"
+
+
 TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": methods,
           "contrib-dscnn-kws.json": contrib, "contrib-mcunet-kws.json": contrib,
           "contrib-mcunet-digits.json": contrib, "firmware.json": firmware, "plan_vs_measured.json": plan_vs_measured,
@@ -498,7 +504,10 @@ TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": meth
           "search_avx512_greedy_all_layers_train_seeds.json": titled(search, on_second_every_layer),
           "search_init.json": search_init,
           "search_init_avx512.json": titled(search_init, on_second),
-          "tinytrain_ablation_avx512.json": titled(tinytrain_ablation, on_second)}
+          "tinytrain_ablation_avx512.json": titled(tinytrain_ablation, on_second),
+          "contrib-mcunet-digits-fisher-avx512.json": titled(contrib, f"every layer, channels by magnitude and by "
+                                                                      f"Fisher information, {SECOND}"),
+          "search_avx512_greedy_fisher.json": titled(search, on_second_fisher)}
 
 
 def datasets_table():
