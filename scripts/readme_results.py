@@ -142,22 +142,25 @@ def contrib(r):
         "| layer (weights, on top of bias-only) | ratio | Δacc (pp) | extra SRAM | MACs per step |",
         "|---|---|---|---|---|",
     ]
-    rule = lambda w: w.get("select", "magnitude")   # noqa: E731
     for w in sorted(r["weight"], key=lambda w: -w["delta"])[:8]:
-        named = w["layer"] + ("" if rule(w) == "magnitude" else f" ({rule(w)})")
+        named = w["layer"] + ("" if select_rule(w) == "magnitude" else f" ({select_rule(w)})")
         lines.append(f"| {named} | {w['ratio']:g} | {100 * w['delta']:+.1f} | {w['memory_bytes']:,} B "
                      f"| {w['macs_per_step'] / 1e6:.1f} M |")
     png = f"results/{Path(r['file']).with_suffix('.png')}"
     return "\n".join(lines + rules_lines(r["weight"]) + ["", f"![contribution]({png})"])
 
 
+def select_rule(w):
+    """A weight entry's channel-selection rule (tables from before --select: magnitude)."""
+    return w.get("select", "magnitude")
+
+
 def rules_lines(weights):
     """Where a table measured several channel-selection rules: each rule's Δ over the same (layer, ratio, rows)
     entries, and on how many it beats magnitude selection (Lin et al.'s)."""
-    rule = lambda w: w.get("select", "magnitude")   # noqa: E731
     by = {}
     for w in weights:
-        by.setdefault(rule(w), {})[(w["layer"], w["ratio"], str(w.get("rows")))] = w["delta"]
+        by.setdefault(select_rule(w), {})[(w["layer"], w["ratio"], str(w.get("rows")))] = w["delta"]
     if len(by) < 2 or "magnitude" not in by:
         return []
     base = by["magnitude"]

@@ -133,6 +133,13 @@ def fisher_potentials(sim, x, y, batch_size=8, grad_format="int16"):
     return potentials
 
 
+def task_potentials(sim, data):
+    """fisher_potentials of the first FISHER_SAMPLES device train samples of a task (tasks.device_data): what
+    TinyTrain's criterion sees of the new task (the bench's TinyTrain, contrib's "fisher" rule)."""
+    few = slice(FISHER_SAMPLES)
+    return fisher_potentials(sim, data.q_train[few], data.y_train[few])
+
+
 def layer_scores(sim, potentials, alpha=1.0, beta=1.0, combine="product"):
     """{layer: Fisher potential / cost}. cost = param_share^alpha * mac_share^beta ("product") or
     alpha * param_share + beta * mac_share ("sum"); shares are of the whole model's parameters and

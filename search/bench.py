@@ -92,6 +92,13 @@ def hv_curve(archive, norm, budget, every):
     return [float(hv(F[:n])) for n in range(every, len(F) + 1, every)]
 
 
+def tinytrain_scheme(space, budget, potentials):
+    """TinyTrain's scheme as the bench builds it: the task's potentials (baselines.task_potentials), the budget
+    bounding the SRAM the runtime's planner gives the whole scheme."""
+    return baselines.tinytrain(space.sim, None, None, budget, model=space.model, potentials=potentials,
+                               memory_of=lambda s: TrainingPlan(space.sim, s).sram_bytes())
+
+
 def fraction_to_reach(curve, target, every, evals):
     """The share of `evals` after which a hypervolume curve (one point per `every` evaluations) first reaches
     `target`; 1.0 when it never does."""
@@ -104,8 +111,7 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
     norm = normalizer(space, table)
     sim = space.sim
     data = tasks.device_data(task, evaluator.cfg.train, evaluator.cfg.test, seed=0)
-    few = slice(baselines.FISHER_SAMPLES)
-    potentials = baselines.fisher_potentials(sim, data.q_train[few], data.y_train[few])
+    potentials = baselines.task_potentials(sim, data)
     for budget in budgets:
         if not space.fits(budget):
             log(f"{label}: budget {budget // 1024} KiB below the classifier alone; skipped")
@@ -128,8 +134,7 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
             for name in fractions:
                 fractions[name].append(fraction_to_reach(curves["ga"][-1], curves[name][-1][-1], pop, evals))
         plan_of = lambda s: TrainingPlan(sim, s).sram_bytes()   # noqa: E731
-        tiny = baselines.tinytrain(sim, data.q_train[few], data.y_train[few], budget, model=space.model,
-                                   potentials=potentials, memory_of=plan_of)
+        tiny = tinytrain_scheme(space, budget, potentials)
         rule = baselines.paper_rule(sim.graph, space.model)
         rule_fits = plan_of(rule) <= budget
         knapsack = greedy(space, budget)

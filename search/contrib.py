@@ -43,7 +43,7 @@ from model_prep.provenance import run_record
 from model_prep.simulate import Simulator
 from model_prep.sparse_train import SparseTrainer, TrainConfig
 from search import tasks
-from search.baselines import FISHER_SAMPLES, fisher_potentials, scheme_memory, top_channels
+from search.baselines import FISHER_SAMPLES, scheme_memory, task_potentials, top_channels
 
 FORMAT = "odt-contrib/1"
 ROOT = Path(__file__).resolve().parent.parent
@@ -246,7 +246,7 @@ def analyse(task, cfg, work=WORK, command=None):
     variants = lambda n: [None] + ([[kernel_h[n] // 2]] if cfg.rows == "middle" and kernel_h[n] > 1 else [])  # noqa: E731
     fisher = {}
     if "fisher" in cfg.selects:              # TinyTrain's rule: the channels of largest Fisher information
-        potentials = fisher_potentials(sim, data.q_train[:FISHER_SAMPLES], data.y_train[:FISHER_SAMPLES])
+        potentials = task_potentials(sim, data)
         fisher = {(n, r): top_channels(potentials[n], r) for n in chosen for r in cfg.ratios}
     weights = [(n, r, sel, rows, make_scheme(task.model, classifier, last(base), n, r, sel, rows, fisher.get((n, r))
                                              if sel == "fisher" else None))

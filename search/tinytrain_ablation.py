@@ -31,7 +31,8 @@ from model_prep.cli import at_least
 from model_prep.provenance import run_record, write_result
 from model_prep.training_plan import TrainingPlan
 from search import baselines, tasks
-from search.bench import add_row_arguments, merged, row_space, row_table, update_base, wanted_rows
+from search.bench import (add_row_arguments, merged, row_space, row_table, tinytrain_scheme, update_base,
+                          wanted_rows)
 from search.evaluate import WORK, Evaluator, evaluation_config, to_stderr
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,13 +61,11 @@ def variants(tiny, classifier, ratio=0.25):
             "weights_only": changed("weights only", lambda u: u.update(bias=False))}
 
 
-def row_ablation(space, task, budget, evaluator):
-    """One budget of a row: each variant's SRAM and accuracy per training seed on validation and test."""
-    data = tasks.device_data(task, evaluator.cfg.train, evaluator.cfg.test, seed=0)
-    few = slice(baselines.FISHER_SAMPLES)
+def row_ablation(space, data, potentials, budget, evaluator):
+    """One budget of a row (data: its tasks.device_data; potentials: baselines.task_potentials of it): each
+    variant's SRAM and accuracy per training seed on validation and test."""
     plan_of = lambda s: TrainingPlan(space.sim, s).sram_bytes()   # noqa: E731
-    tiny = baselines.tinytrain(space.sim, data.q_train[few], data.y_train[few], budget, model=space.model,
-                               memory_of=plan_of)
+    tiny = tinytrain_scheme(space, budget, potentials)
     schemes = variants(tiny, space.classifier)
     acc = {split: dict(zip(schemes, evaluator.per_seed(list(schemes.values()), split))) for split in ("val", "test")}
     return {"budget_bytes": budget, "training_seeds": evaluator.cfg.seeds, "test_samples": len(data.y_test),
@@ -121,6 +120,8 @@ def main(argv=None):
         path = row_table(args.contrib, wanted, dataset, model)
         task, table, space = row_space(dataset, model, args.quick, path, "search.tinytrain_ablation")
         cfg = evaluation_config(task, table, args.train_seeds)
+        data = tasks.device_data(task, cfg.train, cfg.test, seed=0)
+        potentials = baselines.task_potentials(space.sim, data)
         with Evaluator(task, cfg, args.scheduler, args.workers, args.evaluations, to_stderr) as ev:
             for budget in budgets:
                 if not space.fits(budget):
@@ -128,7 +129,7 @@ def main(argv=None):
                     continue
                 t0 = time.time()
                 r = {"model": model, "task": dataset, "table": str(path), "run": run_record(command),
-                     **row_ablation(space, task, budget, ev)}
+                     **row_ablation(space, data, potentials, budget, ev)}
                 rows.append(r)
                 print(f"\n{dataset}/{model}, {budget // 1024} KiB: TinyTrain picks {', '.join(r['layers'])} "
                       f"({time.time() - t0:.0f} s)")
