@@ -133,7 +133,8 @@ def contrib(r):
         "",
         f"Validation accuracy after training (lr {cfg['lr']}, {cfg['epochs']} epoch(s), mean of {cfg['seeds']} "
         f"seed(s), {cfg['test'] or 'all'} validation samples): classifier only "
-        f"{100 * r['classifier_only']:.1f} %, bias-only {100 * r['bias_only']:.1f} %.",
+        f"{100 * r['classifier_only']:.1f} %, bias-only (the last {cfg['bias_base']} biases) "
+        f"{100 * r['bias_only']:.1f} %.",
         "",
         "| last k biases | " + " | ".join(str(b["k"]) for b in bias) + " |",
         "|---|" + "---|" * len(bias),
@@ -490,6 +491,13 @@ def on_second_fisher(r):
     return f"{on_second(r)}, its table over every layer with channels by magnitude or by Fisher information"
 
 
+def on_second_few_bias(r):
+    """on_second, for a search on a table whose weights were measured on top of the classifier alone (`--bias-base
+    0`), the context of the few-bias schemes that fit the budget, with both channel-selection rules."""
+    return (f"{on_second(r)}, its table of blocks 3-14 measured on top of the classifier alone, channels by "
+            f"magnitude or by Fisher information")
+
+
 TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": methods,
           "contrib-dscnn-kws.json": contrib, "contrib-mcunet-kws.json": contrib,
           "contrib-mcunet-digits.json": contrib, "firmware.json": firmware, "plan_vs_measured.json": plan_vs_measured,
@@ -510,7 +518,11 @@ TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": meth
           "tinytrain_ablation_avx512.json": titled(tinytrain_ablation, on_second),
           "contrib-mcunet-digits-fisher-avx512.json": titled(contrib, f"every layer, channels by magnitude and by "
                                                                       f"Fisher information, {SECOND}"),
-          "search_avx512_greedy_fisher.json": titled(search, on_second_fisher)}
+          "search_avx512_greedy_fisher.json": titled(search, on_second_fisher),
+          "contrib-mcunet-digits-b0-avx512.json": titled(contrib, f"blocks 3-14 on top of the classifier alone, "
+                                                                  f"channels by magnitude and by Fisher information, "
+                                                                  f"{SECOND}"),
+          "search_avx512_greedy_b0.json": titled(search, on_second_few_bias)}
 
 
 def datasets_table():
