@@ -401,7 +401,9 @@ def main(argv=None):
     ap.add_argument("--rows", default="all", choices=("all", "middle"),
                     help="middle: also measure each layer's middle kernel row alone (sub-tensor)")
     ap.add_argument("--bias-base", type=at_least(-1), default=-1,
-                    help="bias-only baseline: biases of the last N layers (default: all)")
+                    help="bias-only baseline, the weights' context: classifier + biases of the last N layers "
+                         "(default: all, as Lin et al.; 0: the classifier alone, the context of the few-bias "
+                         "schemes a tight budget admits)")
     ap.add_argument("--train", type=at_least(1), help="device train samples (default all; --quick 64)")
     ap.add_argument("--test", type=at_least(1), help="validation samples measured on (default all; --quick 64)")
     ap.add_argument("--epochs", type=at_least(1), default=Config.epochs)
