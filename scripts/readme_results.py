@@ -522,7 +522,8 @@ TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": meth
           "contrib-mcunet-digits-b0-avx512.json": titled(contrib, f"blocks 3-14 on top of the classifier alone, "
                                                                   f"channels by magnitude and by Fisher information, "
                                                                   f"{SECOND}"),
-          "search_avx512_greedy_b0.json": titled(search, on_second_few_bias)}
+          "search_avx512_greedy_b0.json": titled(search, on_second_few_bias),
+          "search_avx512_greedy_b0_train_seeds.json": titled(search, on_second_few_bias)}
 
 
 def datasets_table():
