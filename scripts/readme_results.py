@@ -480,22 +480,16 @@ def on_second(r):
     return f"{listed} on a {SECOND}"
 
 
-def on_second_every_layer(r):
-    """on_second, for a search on a contribution table over every layer (`search.contrib --layers all`)."""
-    return f"{on_second(r)}, its table over every layer"
+def on_second_with(table):
+    """on_second, for a search on one of this VM's contribution tables, which `table` describes (its layers,
+    its bias base, its channel-selection rules)."""
+    return lambda r: f"{on_second(r)}, {table}"
 
 
-def on_second_fisher(r):
-    """on_second, for a search on a table over every layer with two channel-selection rules (`--select
-    magnitude,fisher`): the genome's rule gene picks TinyTrain's channels or Lin et al.'s."""
-    return f"{on_second(r)}, its table over every layer with channels by magnitude or by Fisher information"
-
-
-def on_second_few_bias(r):
-    """on_second, for a search on a table whose weights were measured on top of the classifier alone (`--bias-base
-    0`), the context of the few-bias schemes that fit the budget, with both channel-selection rules."""
-    return (f"{on_second(r)}, its table of blocks 3-14 measured on top of the classifier alone, channels by "
-            f"magnitude or by Fisher information")
+EVERY_LAYER = on_second_with("its table over every layer")                        # search.contrib --layers all
+FISHER = on_second_with("its table over every layer with channels by magnitude or by Fisher information")
+FEW_BIAS = on_second_with("its table of blocks 3-14 measured on top of the classifier alone, channels by magnitude "
+                          "or by Fisher information")                              # --bias-base 0
 
 
 TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": methods,
@@ -511,19 +505,19 @@ TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": meth
           "search_avx512_greedy.json": titled(search, on_second),
           "search_avx512_greedy_train_seeds.json": titled(search, on_second),
           "contrib-mcunet-digits-all-avx512.json": titled(contrib, f"every layer, {SECOND}"),
-          "search_avx512_greedy_all_layers.json": titled(search, on_second_every_layer),
-          "search_avx512_greedy_all_layers_train_seeds.json": titled(search, on_second_every_layer),
+          "search_avx512_greedy_all_layers.json": titled(search, EVERY_LAYER),
+          "search_avx512_greedy_all_layers_train_seeds.json": titled(search, EVERY_LAYER),
           "search_init.json": search_init,
           "search_init_avx512.json": titled(search_init, on_second),
           "tinytrain_ablation_avx512.json": titled(tinytrain_ablation, on_second),
           "contrib-mcunet-digits-fisher-avx512.json": titled(contrib, f"every layer, channels by magnitude and by "
                                                                       f"Fisher information, {SECOND}"),
-          "search_avx512_greedy_fisher.json": titled(search, on_second_fisher),
+          "search_avx512_greedy_fisher.json": titled(search, FISHER),
           "contrib-mcunet-digits-b0-avx512.json": titled(contrib, f"blocks 3-14 on top of the classifier alone, "
                                                                   f"channels by magnitude and by Fisher information, "
                                                                   f"{SECOND}"),
-          "search_avx512_greedy_b0.json": titled(search, on_second_few_bias),
-          "search_avx512_greedy_b0_train_seeds.json": titled(search, on_second_few_bias)}
+          "search_avx512_greedy_b0.json": titled(search, FEW_BIAS),
+          "search_avx512_greedy_b0_train_seeds.json": titled(search, FEW_BIAS)}
 
 
 def datasets_table():

@@ -92,11 +92,16 @@ def hv_curve(archive, norm, budget, every):
     return [float(hv(F[:n])) for n in range(every, len(F) + 1, every)]
 
 
+def planned_sram(sim, scheme):
+    """The total SRAM the runtime's planner gives a scheme (what a budget bounds)."""
+    return TrainingPlan(sim, scheme).sram_bytes()
+
+
 def tinytrain_scheme(space, budget, potentials):
     """TinyTrain's scheme as the bench builds it: the task's potentials (baselines.task_potentials), the budget
-    bounding the SRAM the runtime's planner gives the whole scheme."""
+    bounding the scheme's planned_sram."""
     return baselines.tinytrain(space.sim, None, None, budget, model=space.model, potentials=potentials,
-                               memory_of=lambda s: TrainingPlan(space.sim, s).sram_bytes())
+                               memory_of=lambda s: planned_sram(space.sim, s))
 
 
 def fraction_to_reach(curve, target, every, evals):
@@ -133,10 +138,9 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
                 cands[name].append([a.x[i] for i in a.top_of_front(budget, verify)])
             for name in fractions:
                 fractions[name].append(fraction_to_reach(curves["ga"][-1], curves[name][-1][-1], pop, evals))
-        plan_of = lambda s: TrainingPlan(sim, s).sram_bytes()   # noqa: E731
         tiny = tinytrain_scheme(space, budget, potentials)
         rule = baselines.paper_rule(sim.graph, space.model)
-        rule_fits = plan_of(rule) <= budget
+        rule_fits = planned_sram(sim, rule) <= budget
         knapsack = greedy(space, budget)
         knapsack_scheme = space.scheme(knapsack)
         # the top of each final front trained for real on the validation split; the best there is the pick.
@@ -191,7 +195,8 @@ def row_bench(label, space, table, task, budgets, seeds, evals, pop, evaluator, 
                "predicted_gain": {m: float(np.mean([space.gain(x) for x in verified[m]])) for m in verified}
                | {"greedy": space.gain(knapsack)},
                "sram_bytes": {m: float(np.mean([space.sram(x) for x in verified[m]])) for m in verified}
-               | {"tinytrain": plan_of(tiny), "greedy": space.sram(knapsack), "paper_rule": plan_of(rule)},
+               | {"tinytrain": planned_sram(sim, tiny), "greedy": space.sram(knapsack),
+                  "paper_rule": planned_sram(sim, rule)},
                "schemes": {m: space.describe(verified[m][0]) for m in verified},
                "additivity": {"n": len(xs), "pearson": corr, "predicted": predicted, "measured": gains,
                               "genes": space.gene_names, "genomes": [[int(v) for v in x] for x in xs]}}

@@ -29,10 +29,9 @@ import numpy as np
 from model_prep import scheme as fmt
 from model_prep.cli import at_least
 from model_prep.provenance import run_record, write_result
-from model_prep.training_plan import TrainingPlan
 from search import baselines, tasks
-from search.bench import (add_row_arguments, merged, row_space, row_table, tinytrain_scheme, update_base,
-                          wanted_rows)
+from search.bench import (add_row_arguments, merged, planned_sram, row_space, row_table, tinytrain_scheme,
+                          update_base, wanted_rows)
 from search.evaluate import WORK, Evaluator, evaluation_config, to_stderr
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +63,6 @@ def variants(tiny, classifier, ratio=0.25):
 def row_ablation(space, data, potentials, budget, evaluator):
     """One budget of a row (data: its tasks.device_data; potentials: baselines.task_potentials of it): each
     variant's SRAM and accuracy per training seed on validation and test."""
-    plan_of = lambda s: TrainingPlan(space.sim, s).sram_bytes()   # noqa: E731
     tiny = tinytrain_scheme(space, budget, potentials)
     schemes = variants(tiny, space.classifier)
     acc = {split: dict(zip(schemes, evaluator.per_seed(list(schemes.values()), split))) for split in ("val", "test")}
@@ -72,7 +70,7 @@ def row_ablation(space, data, potentials, budget, evaluator):
             "val_samples": len(data.y_val),
             "layers": [u.layer for u in tiny.layers if u.layer != space.classifier],
             "channels": {u.layer: len(u.weight.channels) for u in tiny.layers if u.weight.kind == "channels"},
-            "sram_bytes": {v: plan_of(s) for v, s in schemes.items()},
+            "sram_bytes": {v: planned_sram(space.sim, s) for v, s in schemes.items()},
             **{f"{split}_acc": {v: float(np.mean(a)) for v, a in acc[split].items()} for split in acc},
             **{f"{split}_acc_per_seed": acc[split] for split in acc}}
 
