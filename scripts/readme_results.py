@@ -490,6 +490,9 @@ EVERY_LAYER = on_second_with("its table over every layer")                      
 FISHER = on_second_with("its table over every layer with channels by magnitude or by Fisher information")
 FEW_BIAS = on_second_with("its table of blocks 3-14 measured on top of the classifier alone, channels by magnitude "
                           "or by Fisher information")                              # --bias-base 0
+FEW_BIAS_EVERY_LAYER = on_second_with("its table over every layer measured on top of the classifier alone, channels "
+                                      "by magnitude or by Fisher information")    # --bias-base 0 --layers all
+ON_CLASSIFIER = "on top of the classifier alone, channels by magnitude and by Fisher information"
 
 
 TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": methods,
@@ -513,11 +516,13 @@ TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": meth
           "contrib-mcunet-digits-fisher-avx512.json": titled(contrib, f"every layer, channels by magnitude and by "
                                                                       f"Fisher information, {SECOND}"),
           "search_avx512_greedy_fisher.json": titled(search, FISHER),
-          "contrib-mcunet-digits-b0-avx512.json": titled(contrib, f"blocks 3-14 on top of the classifier alone, "
-                                                                  f"channels by magnitude and by Fisher information, "
-                                                                  f"{SECOND}"),
+          "contrib-mcunet-digits-b0-avx512.json": titled(contrib, f"blocks 3-14 {ON_CLASSIFIER}, {SECOND}"),
           "search_avx512_greedy_b0.json": titled(search, FEW_BIAS),
-          "search_avx512_greedy_b0_train_seeds.json": titled(search, FEW_BIAS)}
+          "search_avx512_greedy_b0_train_seeds.json": titled(search, FEW_BIAS),
+          "contrib-mcunet-kws-b0-avx512.json": titled(contrib, f"blocks 3-14 {ON_CLASSIFIER}, {SECOND}"),
+          "search_avx512_greedy_b0_kws.json": titled(search, FEW_BIAS),
+          "contrib-dscnn-kws-b0-avx512.json": titled(contrib, f"every layer {ON_CLASSIFIER}, {SECOND}"),
+          "search_avx512_greedy_b0_dscnn.json": titled(search, FEW_BIAS_EVERY_LAYER)}
 
 
 def datasets_table():
