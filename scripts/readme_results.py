@@ -144,11 +144,31 @@ def contrib(r):
         "|---|---|---|---|---|",
     ]
     for w in sorted(r["weight"], key=lambda w: -w["delta"])[:8]:
-        named = w["layer"] + ("" if select_rule(w) == "magnitude" else f" ({select_rule(w)})")
+        named = (w["layer"] + ("" if select_rule(w) == "magnitude" else f" ({select_rule(w)})")
+                 + (" + its bias" if w.get("bias") else ""))
         lines.append(f"| {named} | {w['ratio']:g} | {100 * w['delta']:+.1f} | {w['memory_bytes']:,} B "
                      f"| {w['macs_per_step'] / 1e6:.1f} M |")
     png = f"results/{Path(r['file']).with_suffix('.png')}"
-    return "\n".join(lines + rules_lines(r["weight"]) + ["", f"![contribution]({png})"])
+    plain = [w for w in r["weight"] if not w.get("bias")]
+    return "\n".join(lines + rules_lines(plain) + own_bias_lines(r) + ["", f"![contribution]({png})"])
+
+
+def own_bias_lines(r):
+    """Where a table measured the layers' own biases (search.contrib --layer-bias): alone, and beside their weights
+    (each weight entry's Δ with its layer's bias against the same entry's without)."""
+    own = sorted(r.get("layer_bias", []), key=lambda e: -e["delta"])
+    if not own:
+        return []
+    key = lambda w: (w["layer"], w["ratio"], select_rule(w), str(w.get("rows")))   # noqa: E731
+    without = {key(w): w["delta"] for w in r["weight"] if not w.get("bias")}
+    pairs = [(w["delta"], without[key(w)]) for w in r["weight"] if w.get("bias") and key(w) in without]
+    mean = lambda xs: 100 * sum(xs) / max(len(xs), 1)   # noqa: E731
+    best = ", ".join(f"{e['layer']} {100 * e['delta']:+.1f}" for e in own[:3])
+    return ["", f"Own biases (`--layer-bias`), on top of bias-only: each weight layer's bias alone, {len(own)} "
+                f"measured, mean Δ {mean([e['delta'] for e in own]):+.2f} pp, above zero on "
+                f"{sum(e['delta'] > 0 for e in own)} (best {best}); with its layer's weights, {len(pairs)} entries, "
+                f"mean Δ {mean([a for a, _ in pairs]):+.2f} pp against {mean([b for _, b in pairs]):+.2f} without "
+                f"the bias, above on {sum(a > b for a, b in pairs)}, equal on {sum(a == b for a, b in pairs)}."]
 
 
 def select_rule(w):
@@ -493,6 +513,8 @@ FEW_BIAS = on_second_with("its table of blocks 3-14 measured on top of the class
 FEW_BIAS_EVERY_LAYER = on_second_with("its table over every layer measured on top of the classifier alone, channels "
                                       "by magnitude or by Fisher information")    # --bias-base 0 --layers all
 ON_CLASSIFIER = "on top of the classifier alone, channels by magnitude and by Fisher information"
+OWN_BIAS = on_second_with("its table of blocks 3-14 measured on top of the classifier alone, channels by magnitude "
+                          "or by Fisher information, each layer's own bias a gene value")   # --layer-bias
 
 
 TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": methods,
@@ -522,7 +544,10 @@ TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": meth
           "contrib-mcunet-kws-b0-avx512.json": titled(contrib, f"blocks 3-14 {ON_CLASSIFIER}, {SECOND}"),
           "search_avx512_greedy_b0_kws.json": titled(search, FEW_BIAS),
           "contrib-dscnn-kws-b0-avx512.json": titled(contrib, f"every layer {ON_CLASSIFIER}, {SECOND}"),
-          "search_avx512_greedy_b0_dscnn.json": titled(search, FEW_BIAS_EVERY_LAYER)}
+          "search_avx512_greedy_b0_dscnn.json": titled(search, FEW_BIAS_EVERY_LAYER),
+          "contrib-mcunet-digits-b0-own-avx512.json": titled(contrib, f"blocks 3-14 {ON_CLASSIFIER}, with the "
+                                                                      f"layers' own biases, {SECOND}"),
+          "search_avx512_greedy_b0_own_train_seeds.json": titled(search, OWN_BIAS)}
 
 
 def datasets_table():

@@ -58,10 +58,7 @@ SEARCHES = ("ga", "random", "random_sparse", "single_ga")   # NSGA-II first: eve
 
 def normalizer(space, table):
     """Objectives -> [0, 1]-ish for the hypervolume (see the module doc)."""
-    best = {}
-    for (n, *_), d in space.weight_gain.items():
-        best[n] = max(best.get(n, 0.0), d)
-    top = max(max(space.bias_gain.values()), 0.0) + sum(max(v, 0.0) for v in best.values())
+    top = space.best_gain()
     full = space.macs(space.upper)
     return lambda F, budget: np.column_stack([1 + F[:, 0] / top, F[:, 1] / budget, F[:, 2] / full])
 

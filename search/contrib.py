@@ -12,6 +12,11 @@ trainable layers before the classifier (the last one):
   bias, k = 1..K   Δacc_b[k] = acc(classifier + biases of the last k layers) - acc_cls
   weight (i, r)    Δacc_W(i, r) = acc(bias-only + layer i's weights, a fraction r of its channels by
                    magnitude) - acc(bias-only); bias-only = classifier + biases of the last --bias-base
+  layer bias (i)   with --layer-bias, for each weight layer whose bias the base lacks: Δacc_b(i) = acc(bias-only
+                   + layer i's own bias) - acc(bias-only), and each weight entry again with its layer's own
+                   bias (`"bias": true`), measured together: a bias alone deep in the network barely moves
+                   the accuracy, beside its layer's weights it does (TinyTrain's schemes, which train the
+                   biases of the layers they update; the search's genes then offer both)
 --select names the channel-selection rules measured: the scheme format's (magnitude, random) and fisher,
 TinyTrain's: the channels of largest Fisher information on the first baselines.FISHER_SAMPLES device
 train samples (the integer backward, nothing updated), written as explicit indices in the entry's
@@ -71,6 +76,7 @@ class Config:
     layers: str = "all"           # weight layers: all | last:N | comma list of .tflite names
     selects: tuple = ("magnitude",)   # channel-selection rules measured (SELECTS)
     rows: str = "all"             # all | middle: also each layer's middle kernel row alone (kernels taller than 1)
+    layer_bias: bool = False      # also each weight layer's own bias on the bias-only base (Δacc_b(i))
 
 
 # -- what to measure ---------------------------------------------------------------------------------
@@ -248,12 +254,16 @@ def analyse(task, cfg, work=WORK, command=None):
     if "fisher" in cfg.selects:              # TinyTrain's rule: the channels of largest Fisher information
         potentials = task_potentials(sim, data)
         fisher = {(n, r): top_channels(potentials[n], r) for n in chosen for r in cfg.ratios}
-    weights = [(n, r, sel, rows, make_scheme(task.model, classifier, last(base), n, r, sel, rows, fisher.get((n, r))
-                                             if sel == "fisher" else None))
-               for n in chosen for sel in cfg.selects for rows in variants(n) for r in cfg.ratios]
-    label = lambda n, r, sel, rows: (f"weight {n} r={r:g}" + ("" if sel == "magnitude" else f" {sel}")  # noqa: E731
-                                     + ("" if rows is None else f" rows {rows}"))
-    jobs += [(label(n, r, sel, rows), s, b) for n, r, sel, rows, s in weights]
+    own = [n for n in chosen if cfg.layer_bias and n not in last(base)]   # layers whose own bias is measured
+    weights = [(n, r, sel, rows, bias, make_scheme(task.model, classifier, last(base) + ([n] if bias else []), n, r,
+                                                   sel, rows, fisher.get((n, r)) if sel == "fisher" else None))
+               for n in chosen for bias in ((False, True) if n in own else (False,)) for sel in cfg.selects
+               for rows in variants(n) for r in cfg.ratios]
+    label = lambda n, r, sel, rows, bias: (f"weight {n} r={r:g}" + ("" if sel == "magnitude" else f" {sel}")  # noqa: E731
+                                           + ("" if rows is None else f" rows {rows}") + (" +bias" if bias else ""))
+    jobs += [(label(n, r, sel, rows, bias), s, b) for n, r, sel, rows, bias, s in weights]
+    own = [(n, make_scheme(task.model, classifier, last(base) + [n])) for n in own]
+    jobs += [(f"bias of {n}", s, b) for n, s in own]
     unique = {}                                   # a scheme is measured once (bias k=K is the bias-only)
     for what, s, ref in jobs:
         unique.setdefault(scheme_key(s), (what, s, ref))
@@ -281,8 +291,9 @@ def analyse(task, cfg, work=WORK, command=None):
             "classifier_only": acc[c], "bias_only": acc[b],
             "bias": [{"k": k, "layers": last(k), **entry(s, c)} for k, s in bias],
             "weight": [{"layer": n, "ratio": r, "select": sel, "rows": rows, **entry(s, b)}
-                       | ({"channels": fisher[(n, r)]} if sel == "fisher" else {})
-                       for n, r, sel, rows, s in weights]}
+                       | ({"channels": fisher[(n, r)]} if sel == "fisher" else {}) | ({"bias": True} if bias else {})
+                       for n, r, sel, rows, bias, s in weights],
+            **({"layer_bias": [{"layer": n, **entry(s, b)} for n, s in own]} if cfg.layer_bias else {})}
 
 
 def load(path):
@@ -299,6 +310,7 @@ def load(path):
     missing = keys - set(d)
     missing |= {f"bias[].{k}" for e in d.get("bias", []) for k in entry | {"k", "layers"} if k not in e}
     missing |= {f"weight[].{k}" for e in d.get("weight", []) for k in entry | {"layer", "ratio"} if k not in e}
+    missing |= {f"layer_bias[].{k}" for e in d.get("layer_bias", []) for k in entry | {"layer"} if k not in e}
     if missing:
         raise ContribError(f"{path}: missing {', '.join(sorted(missing))}")
     return d
@@ -308,10 +320,11 @@ def entry_noise(table):
     """The standard deviation of one entry's Δ (accuracy): with several training seeds, their pooled spread over
     the entries divided by sqrt(seeds); with one, read off the negative entries (a layer's true contribution is
     rarely below zero, so a negative Δ is mostly noise: |Δ| half-normal, σ = median / 0.674); 0 without either."""
-    per_seed = [e["delta_per_seed"] for e in table["weight"] + table["bias"] if len(e.get("delta_per_seed") or []) > 1]
+    entries = table["weight"] + table["bias"] + table.get("layer_bias", [])
+    per_seed = [e["delta_per_seed"] for e in entries if len(e.get("delta_per_seed") or []) > 1]
     if per_seed:
         return float(np.sqrt(np.mean([np.var(d, ddof=1) for d in per_seed])) / np.sqrt(len(per_seed[0])))
-    negative = [-e["delta"] for e in table["weight"] + table["bias"] if e["delta"] < 0]
+    negative = [-e["delta"] for e in entries if e["delta"] < 0]
     return float(np.median(negative) / 0.6745) if negative else 0.0
 
 
@@ -321,7 +334,8 @@ def shrunk(table, sigma=None):
     search maximizing the sum collects them (the winner's curse). Negative Δs stay: nothing picks those anyway."""
     sigma = entry_noise(table) if sigma is None else sigma
     lower = lambda e: {**e, "delta": max(e["delta"] - sigma, 0.0)} if e["delta"] > 0 else e   # noqa: E731
-    return {**table, "bias": [lower(e) for e in table["bias"]], "weight": [lower(e) for e in table["weight"]]}
+    return {**table, "bias": [lower(e) for e in table["bias"]], "weight": [lower(e) for e in table["weight"]],
+            **({"layer_bias": [lower(e) for e in table["layer_bias"]]} if "layer_bias" in table else {})}
 
 
 def model_mismatch(table, tflite):
@@ -352,9 +366,16 @@ def table(result, top=10):
           f"{'memory B':>10s} {'MACs/step':>11s}")
     for e in best:
         variant = ("" if e.get("select", "magnitude") == "magnitude" else " " + e["select"]) + (
-            "" if e.get("rows") is None else f" rows {e['rows']}")
+            "" if e.get("rows") is None else f" rows {e['rows']}") + (" +bias" if e.get("bias") else "")
         print(f"{e['layer'] + variant:22s} {e['ratio']:6.3f} {100 * e['accuracy']:7.2f} {100 * e['delta']:+7.2f} "
               f"{e['memory_bytes']:10d} {e['macs_per_step']:11d}")
+    own = sorted(result.get("layer_bias", []), key=lambda e: -e["delta"])[:top]
+    if own:
+        print(f"\n{'own biases (top ' + str(len(own)) + ' by Δ)':29s} {'acc %':>7s} {'Δ pp':>7s} {'memory B':>10s} "
+              f"{'MACs/step':>11s}")
+        for e in own:
+            print(f"{e['layer']:29s} {100 * e['accuracy']:7.2f} {100 * e['delta']:+7.2f} {e['memory_bytes']:10d} "
+                  f"{e['macs_per_step']:11d}")
 
 
 def plot(result, path):
@@ -365,7 +386,7 @@ def plot(result, path):
     ratios = result["config"]["ratios"]
     grid = np.full((len(layers), len(ratios)), np.nan)
     for e in result["weight"]:   # the heat map: magnitude selection, every kernel row
-        if e.get("select", "magnitude") == "magnitude" and e.get("rows") is None:
+        if e.get("select", "magnitude") == "magnitude" and e.get("rows") is None and not e.get("bias"):
             grid[layers.index(e["layer"]), ratios.index(e["ratio"])] = 100 * e["delta"]
     fig, (ax, hm) = plt.subplots(1, 2, figsize=(10, max(3.5, 1.5 + 0.22 * len(layers))),
                                  gridspec_kw={"width_ratios": [3, 2]})
@@ -404,6 +425,10 @@ def main(argv=None):
                     help="bias-only baseline, the weights' context: classifier + biases of the last N layers "
                          "(default: all, as Lin et al.; 0: the classifier alone, the context of the few-bias "
                          "schemes a tight budget admits)")
+    ap.add_argument("--layer-bias", action="store_true",
+                    help="also measure each weight layer's own bias on the bias-only base, alone and with each of "
+                         "its weight entries, so the search may train the biases of the layers whose weights it "
+                         "updates (TinyTrain's schemes); with a --bias-base below the layer count")
     ap.add_argument("--train", type=at_least(1), help="device train samples (default all; --quick 64)")
     ap.add_argument("--test", type=at_least(1), help="validation samples measured on (default all; --quick 64)")
     ap.add_argument("--epochs", type=at_least(1), default=Config.epochs)
@@ -450,7 +475,7 @@ def main(argv=None):
         test = args.test if args.test is not None else quick.get("test", 0)
         cfg = Config(args.lr, args.epochs, args.batch_size, args.grad_format, train, test, args.seeds,
                      args.bias_base, args.k_step or (max(1, k_max // 2) if args.quick else 1), ratios,
-                     args.layers or quick.get("layers", "all"), selects, args.rows)
+                     args.layers or quick.get("layers", "all"), selects, args.rows, args.layer_bias)
         command = " ".join(["python -m search.contrib"] + (argv if argv is not None else sys.argv[1:]))
         result = analyse(task, cfg, args.work, command)
     except (ContribError, fmt.SchemeError) as e:

@@ -11,11 +11,14 @@ contribution analysis measured); x[1 + i] indexes candidate layer i's weight upd
 the variants the analysis measured for it, cheapest first (a ratio of its channels, 1/8 .. 1, and at
 sub-tensor granularity the same restricted to its middle kernel row, `search.contrib --rows middle`);
 when the analysis measured several channel-selection rules (`--select magnitude,random,fisher`), a last
-gene picks the rule (fisher: the explicit channels the table measured). The classifier (weights and bias)
-is always trained.
-Objectives: the accuracy gain predicted by the contribution table, additively (Δacc_b[k] +
-Σ Δacc_W(i, r)); the SRAM the device will use, from the runtime's own planner
-(model_prep.training_plan: what `bake plan` prints and plan_vs_measured confirms on qemu-m7);
+gene picks the rule (fisher: the explicit channels the table measured). When the table measured the layers'
+own biases (`search.contrib --layer-bias`), a layer's gene also offers its bias alone and each weight variant
+with its bias (TinyTrain's schemes: the biases of the layers it updates), each at the gain the table measured
+for it; a layer among the k trailing biases has its bias anyway. The classifier (weights and bias) is always
+trained.
+Objectives: the accuracy gain predicted by the contribution table, additively over the genes (Δacc_b[k] +
+Σ Δacc_W(i, r), a layer's own bias measured with its weights); the SRAM the device will use, from the
+runtime's own planner (model_prep.training_plan: what `bake plan` prints and plan_vs_measured confirms on qemu-m7);
 the MACs of one training step. Memory and MACs are cached per genome.
 """
 from dataclasses import dataclass, field
@@ -36,10 +39,12 @@ class Space:
     ks: list                         # bias counts the genome can choose (0 first)
     bias_gain: dict                  # k -> Δacc_b[k]
     layers: list                     # candidate layers for weight updates
-    options: dict                    # layer -> [None, (ratio, rows or None), ...] cheapest first
+    options: dict                    # layer -> [None, (ratio or 0, rows or None, own bias), ...] cheapest first
     selects: list                    # channel-selection rules measured
     weight_gain: dict                # (layer, ratio, rows, select) -> Δacc_W
     channels: dict = field(default_factory=dict)   # (layer, ratio, rows, select) -> explicit channel indices
+    own_bias_gain: dict = field(default_factory=dict)      # layer -> Δ of its own bias alone
+    weight_bias_gain: dict = field(default_factory=dict)   # (layer, ratio, rows, select) -> Δ with its own bias
     _cost: dict = field(default_factory=dict)
 
     @classmethod
@@ -52,22 +57,35 @@ class Space:
         if missing:
             raise ValueError(f"the contribution table ({table['model']}) names layers the model lacks: "
                              f"{', '.join(sorted(missing))}")
-        layers = list(dict.fromkeys(w["layer"] for w in table["weight"]))
+        plain = [w for w in table["weight"] if not w.get("bias")]     # with its own bias: own layers' variants
+        layers = list(dict.fromkeys(w["layer"] for w in plain))
         variant = lambda w: (float(w["ratio"]), None if w.get("rows") is None else tuple(w["rows"]))  # noqa: E731
         key = lambda w: (w["layer"], *variant(w), w.get("select", "magnitude"))   # noqa: E731
-        gain = {key(w): w["delta"] for w in table["weight"]}
-        channels = {key(w): tuple(w["channels"]) for w in table["weight"] if w.get("channels") is not None}
-        selects = list(dict.fromkeys(w.get("select", "magnitude") for w in table["weight"]))
+        own = {e["layer"]: e["delta"] for e in table.get("layer_bias", [])}
+        strays = set(own) - set(layers)
+        if strays:
+            raise ValueError(f"the contribution table measures the own bias of {sorted(strays)[0]}, whose weights it "
+                             f"does not measure")
+        gain = {key(w): w["delta"] for w in plain}
+        with_bias = {key(w): w["delta"] for w in table["weight"] if w.get("bias")}
+        channels = {key(w): tuple(w["channels"]) for w in plain if w.get("channels") is not None}
+        selects = list(dict.fromkeys(w.get("select", "magnitude") for w in plain))
         options = {}
         for n in layers:
-            mine = [w for w in table["weight"] if w["layer"] == n and w.get("select", "magnitude") == selects[0]]
-            options[n] = [None] + [variant(w) for w in sorted(mine, key=lambda w: (w["memory_bytes"], w["ratio"]))]
-            missing = [(n, *v, sel) for v in options[n][1:] for sel in selects if (n, *v, sel) not in gain]
+            mine = [w for w in plain if w["layer"] == n and w.get("select", "magnitude") == selects[0]]
+            mine = sorted(mine, key=lambda w: (w["memory_bytes"], w["ratio"]))
+            options[n] = [None] + [(*variant(w), False) for w in mine]
+            if n in own:    # its bias alone, then each variant with its bias after the same without
+                options[n] = [None, (0.0, None, True)] + [v for w in mine for v in ((*variant(w), False),
+                                                                                   (*variant(w), True))]
+            missing = [(n, *v[:2], sel) + (("with its bias",) if v[2] else ()) for v in options[n][1:] if v[0]
+                       for sel in selects if (n, *v[:2], sel) not in (with_bias if v[2] else gain)]
             if missing:
                 raise ValueError(f"the contribution table lacks {missing[0]}: every layer needs every variant "
                                  f"with every selection rule")
         return cls(sim, table["model"], names[-1], names[:-1], [0] + [b["k"] for b in table["bias"]],
-                   {0: 0.0, **{b["k"]: b["delta"] for b in table["bias"]}}, layers, options, selects, gain, channels)
+                   {0: 0.0, **{b["k"]: b["delta"] for b in table["bias"]}}, layers, options, selects, gain, channels,
+                   own, with_bias)
 
     # -- the genome ---------------------------------------------------------------------------
 
@@ -95,7 +113,7 @@ class Space:
         return self.sram(self.classifier_only) <= budget
 
     def _decode(self, x):
-        """(k, {layer: (ratio, rows)} of the updated weights, selection rule) of a genome."""
+        """(k, {layer: (ratio or 0, rows, own bias)} of the layers whose genes are on, selection rule) of a genome."""
         x = np.asarray(x, int)
         genes = x[1:1 + len(self.layers)]
         select = self.selects[x[-1]] if len(self.selects) > 1 else self.selects[0]
@@ -117,9 +135,9 @@ class Space:
         layers = [{"layer": self.classifier, "bias": True, "weight": {"kind": "full"}}]
         for n in self.body:
             if n in biased or n in weights:
-                u = {"layer": n, "bias": n in biased}
-                if n in weights:
-                    ratio, rows = weights[n]
+                ratio, rows, own = weights.get(n, (0.0, None, False))
+                u = {"layer": n, "bias": n in biased or own}
+                if ratio:
                     chosen = self.channels.get((n, ratio, rows, select))
                     pick = {"ratio": ratio, "select": select} if chosen is None else {"channels": list(chosen)}
                     u["weight"] = {"kind": "full"} if ratio == 1 and rows is None else {
@@ -129,8 +147,8 @@ class Space:
 
     def describe(self, x):
         k, weights, select = self._decode(x)
-        parts = [f"{k} biases"] + [f"{n}@{r:g}" + (f" rows {list(rows)}" if rows else "")
-                                   for n, (r, rows) in weights.items()]
+        parts = [f"{k} biases"] + [(f"{n}@{r:g}" if r else n) + (f" rows {list(rows)}" if rows else "")
+                                   + (" +bias" if own else "") for n, (r, rows, own) in weights.items()]
         return ", ".join(parts) + (f" ({select})" if len(self.selects) > 1 else "")
 
     # -- the objectives ------------------------------------------------------------------------
@@ -138,18 +156,42 @@ class Space:
     def gain(self, x):
         """Predicted accuracy gain over the classifier alone (additive contributions)."""
         k, weights, select = self._decode(x)
-        return self.bias_gain[k] + sum(self.weight_gain[(n, *v, select)] for n, v in weights.items())
+        trailing = set(self.body[len(self.body) - k:]) if k else set()
+        return self.bias_gain[k] + sum(self._option_gain(n, v, select, n in trailing) for n, v in weights.items())
 
-    def step_gain(self, x, i, select=None):
+    def _option_gain(self, n, option, select, biased):
+        """Predicted gain of layer n's gene value `option` (None, or (ratio or 0, rows, own bias)); `biased`: its
+        bias is among the trailing ones already, so its own adds nothing."""
+        if option is None:
+            return 0.0
+        ratio, rows, own = option
+        if own and not biased:
+            return self.weight_bias_gain[(n, ratio, rows, select)] if ratio else self.own_bias_gain[n]
+        return self.weight_gain[(n, ratio, rows, select)] if ratio else 0.0
+
+    def best_gain(self):
+        """The most the table can predict: the best bias count plus each layer's best gene value (an upper bound
+        of gain over the genomes; the hypervolume's scale)."""
+        best = lambda n: max(max(self._option_gain(n, o, sel, False) for o in self.options[n]  # noqa: E731
+                                 for sel in self.selects), 0.0)
+        return max(max(self.bias_gain.values()), 0.0) + sum(best(n) for n in self.layers)
+
+    def step_gain(self, x, i):
         """Predicted gain lost by lowering gene i (the bias count or a weight gene) by one: the gains add up,
-        so it depends on that gene alone (and the selection rule)."""
+        so it depends on that gene alone, the selection rule, and where own biases are on, on the trailing ones
+        (a layer that leaves them with its own bias on counts at the gain measured with that bias)."""
+        k, weights, select = self._decode(x)
         g = int(x[i])
         if i == 0:
-            return self.bias_gain[self.ks[g]] - self.bias_gain[self.ks[g - 1]]
-        select = select or (self.selects[int(x[-1])] if len(self.selects) > 1 else self.selects[0])
+            fewer = self.ks[g - 1]
+            left = [n for n in self.body[len(self.body) - k:len(self.body) - fewer] if n in weights]
+            value = lambda n, biased: self._option_gain(n, weights[n], select, biased)   # noqa: E731
+            change = sum(value(n, True) - value(n, False) for n in left)
+            return self.bias_gain[k] - self.bias_gain[fewer] + change
         n = self.layers[i - 1]
-        value = lambda o: 0.0 if o is None else self.weight_gain[(n, *o, select)]   # noqa: E731
-        return value(self.options[n][g]) - value(self.options[n][g - 1])
+        biased = k > 0 and n in self.body[len(self.body) - k:]
+        return (self._option_gain(n, self.options[n][g], select, biased)
+                - self._option_gain(n, self.options[n][g - 1], select, biased))
 
     def greedy_path(self, budget, select=0):
         """Genomes from the classifier alone upward, each one gene change past the last, all within `budget`

@@ -119,6 +119,40 @@ def test_fisher_rule_measures_tinytrains_channels(first_run, monkeypatch, tmp_pa
     assert fisher[0]["memory_bytes"] == next(e["memory_bytes"] for e in before["weight"] if e["ratio"] == 0.5)
 
 
+def test_layer_bias_measures_each_weight_layers_own_bias(first_run, monkeypatch, tmp_path, digits_task):
+    """--layer-bias: each weight layer whose bias the base lacks gets its own bias measured on the bias-only base, alone
+    and with each of its weight entries; on Lin et al.'s base (every bias) there is none to measure."""
+    work = tmp_path / "w"
+    shutil.copytree(first_run[0], work)
+    calls = count_fits(monkeypatch)
+    d = contrib.main(cli_args(digits_task, work, "--layer-bias"))
+    assert calls == [] and d["layer_bias"] == [] and d["config"]["layer_bias"] is True
+    assert not any(e.get("bias") for e in d["weight"])
+    d = contrib.main(cli_args(digits_task, work, "--layer-bias", "--bias-base", "0"))
+    assert len(calls) == 4          # head at 1/2 and 1 on the classifier alone, then with its bias; its bias alone is
+    with_bias = [e for e in d["weight"] if e.get("bias")]                  # the bias curve's k = 1, cached
+    assert [(e["layer"], e["ratio"]) for e in with_bias] == [("head", 0.5), ("head", 1.0)]
+    assert all(e["delta"] == pytest.approx(e["accuracy"] - d["bias_only"]) for e in with_bias)
+    assert [e["memory_bytes"] for e in with_bias] > [e["memory_bytes"] for e in d["weight"] if not e.get("bias")]
+    (own,) = d["layer_bias"]
+    assert own["layer"] == "head" and own["delta"] == pytest.approx(own["accuracy"] - d["bias_only"])
+    assert d["bias_only"] == d["classifier_only"]
+    assert own["accuracy"] == d["bias"][0]["accuracy"]      # head's own bias is the bias curve's k = 1
+    assert own["memory_bytes"] == d["bias"][0]["memory_bytes"]
+    assert contrib.load(work / "out.json")["layer_bias"] == d["layer_bias"]
+    assert "own biases (top 1 by Δ)" in printed_table(d)
+
+
+def printed_table(result):
+    """What contrib.table prints for a result."""
+    import contextlib
+    import io
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        contrib.table(result)
+    return out.getvalue()
+
+
 @pytest.mark.parametrize("change,says", [
     (["--model", "resnet50"], "no task for dataset 'digits' with model 'resnet50'"),
     (["--dataset", "cifar"], "no task for dataset 'cifar'"),

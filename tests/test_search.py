@@ -58,7 +58,7 @@ def test_sub_tensor_and_selection_rule_genes(kws):
     assert sp.n_var == 2 + len(sp.layers) and sp.selects == ["magnitude", "random"]
     i = sp.layers.index("blocks.1.dw")
     x = np.zeros(sp.n_var, int)
-    x[1 + i] = sp.options["blocks.1.dw"].index((0.25, (1,)))
+    x[1 + i] = sp.options["blocks.1.dw"].index((0.25, (1,), False))
     x[-1] = 1
     (u,) = [u for u in sp.scheme(x).layers if u.layer == "blocks.1.dw"]
     assert (u.weight.kind, u.weight.ratio, u.weight.rows, u.weight.select) == ("channels", 0.25, (1,), "random")
@@ -67,7 +67,7 @@ def test_sub_tensor_and_selection_rule_genes(kws):
     t = SparseTrainer(kws.tflite, sp.scheme(x))
     assert t.updates["blocks.1.dw"].rows == (1,)
     all_rows = x.copy()
-    all_rows[1 + i] = sp.options["blocks.1.dw"].index((0.25, None))
+    all_rows[1 + i] = sp.options["blocks.1.dw"].index((0.25, None, False))
     assert sp.sram(x) <= sp.sram(all_rows) and sp.macs(x) < sp.macs(all_rows)
 
 
@@ -85,7 +85,7 @@ def test_fisher_rule_gene_trains_the_tables_channels(kws):
     assert sp.selects == ["magnitude", "fisher"] and sp.n_var == 2 + len(sp.layers)
     layer = "blocks.2.pw"
     x = np.zeros(sp.n_var, int)
-    x[1 + sp.layers.index(layer)] = sp.options[layer].index((0.25, None))
+    x[1 + sp.layers.index(layer)] = sp.options[layer].index((0.25, None, False))
     by_magnitude, x[-1] = x.copy(), 1
     (u,) = [u for u in sp.scheme(x).layers if u.layer == layer]
     want = next(w["channels"] for w in fisher if w["layer"] == layer and w["ratio"] == 0.25)
@@ -93,6 +93,57 @@ def test_fisher_rule_gene_trains_the_tables_channels(kws):
     assert list(SparseTrainer(kws.tflite, sp.scheme(x)).updates[layer].channels) == want
     assert sp.sram(x) == sp.sram(by_magnitude) and sp.gain(x) == pytest.approx(sp.gain(by_magnitude) + 0.01)
     assert "(fisher)" in sp.describe(x)
+
+
+def test_own_bias_genes_train_the_biases_of_the_updated_layers(kws):
+    """A table with the layers' own biases (contrib --layer-bias): a layer's gene offers its bias alone and each weight
+    variant with its bias; the scheme trains that bias at the gain measured with it (the weights' own gain when the
+    trailing biases hold it), step_gain is the gain a one-step decrement loses, and the repair and greedy path still
+    fit the budget. A table without a variant's with-bias entry is refused."""
+    table = contrib.load(TABLE)
+    own = [{"layer": n, "accuracy": 0.5, "delta": 0.01 * (i + 1), "memory_bytes": 64, "macs_per_step": 0}
+           for i, n in enumerate(dict.fromkeys(w["layer"] for w in table["weight"]))]
+    with_bias = [{**w, "bias": True, "delta": w["delta"] + 0.02} for w in table["weight"]]
+    sp = Space.from_contrib(kws.tflite, {**table, "weight": table["weight"] + with_bias, "layer_bias": own})
+    with pytest.raises(ValueError, match="with its bias"):
+        Space.from_contrib(kws.tflite, {**table, "weight": table["weight"] + with_bias[1:], "layer_bias": own})
+    plain = Space.from_contrib(kws.tflite, table)
+    layer = "blocks.1.pw"
+    assert sp.n_var == plain.n_var and sp.options[layer][:4] == [None, (0.0, None, True), (0.125, None, False),
+                                                                  (0.125, None, True)]
+    assert len(sp.options[layer]) == 2 * len(plain.options[layer])
+    i, x = 1 + sp.layers.index(layer), sp.classifier_only
+    x[i] = sp.options[layer].index((0.25, None, True))
+    (u,) = [u for u in sp.scheme(x).layers if u.layer == layer]
+    assert u.bias and u.weight.ratio == 0.25
+    delta = next(e["delta"] for e in own if e["layer"] == layer)
+    without = _set(x, i, sp.options[layer].index((0.25, None, False)))
+    assert sp.gain(x) == pytest.approx(sp.gain(without) + 0.02) and sp.gain(without) == plain.gain(
+        _set(plain.classifier_only, i, plain.options[layer].index((0.25, None, False))))
+    assert sp.sram(x) >= sp.sram(without)
+    alone = _set(x, i, 1)
+    (u,) = [u for u in sp.scheme(alone).layers if u.layer == layer]
+    assert u.bias and u.weight.kind == "none" and sp.gain(alone) == pytest.approx(delta)
+    assert "blocks.1.pw +bias" in sp.describe(alone) and "blocks.1.pw@0.25 +bias" in sp.describe(x)
+    held = _set(x, 0, len(sp.ks) - 1)                      # every trailing bias: its own bias adds nothing more
+    assert sp.gain(held) == pytest.approx(sp.bias_gain[sp.ks[-1]] + sp.gain(without))
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        y = sp.random(rng)
+        for g in range(1 + len(sp.layers)):
+            if y[g]:
+                assert sp.step_gain(y, g) == pytest.approx(sp.gain(y) - sp.gain(_set(y, g, y[g] - 1)))
+    assert sp.best_gain() >= max(sp.gain(sp.random(rng)) for _ in range(50))
+    budget = 48 * 1024
+    repair = BudgetRepair(sp, budget)
+    assert all(sp.sram(repair.fix(sp.random(rng))) <= budget for _ in range(5))
+    assert all(sp.sram(g) <= budget for g in sp.greedy_path(budget))
+
+
+def _set(x, i, v):
+    y = np.array(x, int)
+    y[i] = v
+    return y
 
 
 def test_repair_keeps_every_candidate_within_the_budget(space):
