@@ -515,6 +515,8 @@ FEW_BIAS_EVERY_LAYER = on_second_with("its table over every layer measured on to
 ON_CLASSIFIER = "on top of the classifier alone, channels by magnitude and by Fisher information"
 OWN_BIAS = on_second_with("its table of blocks 3-14 measured on top of the classifier alone, channels by magnitude "
                           "or by Fisher information, each layer's own bias a gene value")   # --layer-bias
+OWN_BIAS_EVERY_LAYER = on_second_with("its table over every layer measured on top of the classifier alone, channels "
+                                      "by magnitude or by Fisher information, each layer's own bias a gene value")
 
 
 TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": methods,
@@ -547,7 +549,10 @@ TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": meth
           "search_avx512_greedy_b0_dscnn.json": titled(search, FEW_BIAS_EVERY_LAYER),
           "contrib-mcunet-digits-b0-own-avx512.json": titled(contrib, f"blocks 3-14 {ON_CLASSIFIER}, with the "
                                                                       f"layers' own biases, {SECOND}"),
-          "search_avx512_greedy_b0_own_train_seeds.json": titled(search, OWN_BIAS)}
+          "search_avx512_greedy_b0_own_train_seeds.json": titled(search, OWN_BIAS),
+          "contrib-dscnn-kws-b0-own-avx512.json": titled(contrib, f"every layer {ON_CLASSIFIER}, with the layers' "
+                                                                  f"own biases, {SECOND}"),
+          "search_avx512_greedy_b0_own_dscnn.json": titled(search, OWN_BIAS_EVERY_LAYER)}
 
 
 def datasets_table():
