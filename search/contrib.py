@@ -262,8 +262,8 @@ def analyse(task, cfg, work=WORK, command=None):
     label = lambda n, r, sel, rows, bias: (f"weight {n} r={r:g}" + ("" if sel == "magnitude" else f" {sel}")  # noqa: E731
                                            + ("" if rows is None else f" rows {rows}") + (" +bias" if bias else ""))
     jobs += [(label(n, r, sel, rows, bias), s, b) for n, r, sel, rows, bias, s in weights]
-    own = [(n, make_scheme(task.model, classifier, last(base) + [n])) for n in own]
-    jobs += [(f"bias of {n}", s, b) for n, s in own]
+    own_bias = [(n, make_scheme(task.model, classifier, last(base) + [n])) for n in own]
+    jobs += [(f"bias of {n}", s, b) for n, s in own_bias]
     unique = {}                                   # a scheme is measured once (bias k=K is the bias-only)
     for what, s, ref in jobs:
         unique.setdefault(scheme_key(s), (what, s, ref))
@@ -293,7 +293,7 @@ def analyse(task, cfg, work=WORK, command=None):
             "weight": [{"layer": n, "ratio": r, "select": sel, "rows": rows, **entry(s, b)}
                        | ({"channels": fisher[(n, r)]} if sel == "fisher" else {}) | ({"bias": True} if bias else {})
                        for n, r, sel, rows, bias, s in weights],
-            **({"layer_bias": [{"layer": n, **entry(s, b)} for n, s in own]} if cfg.layer_bias else {})}
+            **({"layer_bias": [{"layer": n, **entry(s, b)} for n, s in own_bias]} if cfg.layer_bias else {})}
 
 
 def load(path):

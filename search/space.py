@@ -74,10 +74,9 @@ class Space:
         for n in layers:
             mine = [w for w in plain if w["layer"] == n and w.get("select", "magnitude") == selects[0]]
             mine = sorted(mine, key=lambda w: (w["memory_bytes"], w["ratio"]))
-            options[n] = [None] + [(*variant(w), False) for w in mine]
-            if n in own:    # its bias alone, then each variant with its bias after the same without
-                options[n] = [None, (0.0, None, True)] + [v for w in mine for v in ((*variant(w), False),
-                                                                                   (*variant(w), True))]
+            flags = (False, True) if n in own else (False,)   # its bias alone first, then each variant
+            alone = [(0.0, None, True)] if n in own else []     # without its bias and with it
+            options[n] = [None] + alone + [(*variant(w), f) for w in mine for f in flags]
             missing = [(n, *v[:2], sel) + (("with its bias",) if v[2] else ()) for v in options[n][1:] if v[0]
                        for sel in selects if (n, *v[:2], sel) not in (with_bias if v[2] else gain)]
             if missing:
@@ -131,7 +130,7 @@ class Space:
 
     def scheme(self, x, name="search"):
         k, weights, select = self._decode(x)
-        biased = self.body[len(self.body) - k:] if k else []
+        biased = self._trailing(k)
         layers = [{"layer": self.classifier, "bias": True, "weight": {"kind": "full"}}]
         for n in self.body:
             if n in biased or n in weights:
@@ -156,8 +155,12 @@ class Space:
     def gain(self, x):
         """Predicted accuracy gain over the classifier alone (additive contributions)."""
         k, weights, select = self._decode(x)
-        trailing = set(self.body[len(self.body) - k:]) if k else set()
+        trailing = self._trailing(k)
         return self.bias_gain[k] + sum(self._option_gain(n, v, select, n in trailing) for n, v in weights.items())
+
+    def _trailing(self, k):
+        """The last k layers before the classifier, whose biases bias gene k trains."""
+        return self.body[len(self.body) - k:]
 
     def _option_gain(self, n, option, select, biased):
         """Predicted gain of layer n's gene value `option` (None, or (ratio or 0, rows, own bias)); `biased`: its
@@ -184,12 +187,12 @@ class Space:
         g = int(x[i])
         if i == 0:
             fewer = self.ks[g - 1]
-            left = [n for n in self.body[len(self.body) - k:len(self.body) - fewer] if n in weights]
+            left = [n for n in self._trailing(k)[:k - fewer] if n in weights]
             value = lambda n, biased: self._option_gain(n, weights[n], select, biased)   # noqa: E731
             change = sum(value(n, True) - value(n, False) for n in left)
             return self.bias_gain[k] - self.bias_gain[fewer] + change
         n = self.layers[i - 1]
-        biased = k > 0 and n in self.body[len(self.body) - k:]
+        biased = n in self._trailing(k)
         return (self._option_gain(n, self.options[n][g], select, biased)
                 - self._option_gain(n, self.options[n][g - 1], select, biased))
 

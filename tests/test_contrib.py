@@ -119,7 +119,7 @@ def test_fisher_rule_measures_tinytrains_channels(first_run, monkeypatch, tmp_pa
     assert fisher[0]["memory_bytes"] == next(e["memory_bytes"] for e in before["weight"] if e["ratio"] == 0.5)
 
 
-def test_layer_bias_measures_each_weight_layers_own_bias(first_run, monkeypatch, tmp_path, digits_task):
+def test_layer_bias_measures_each_weight_layers_own_bias(first_run, monkeypatch, capsys, tmp_path, digits_task):
     """--layer-bias: each weight layer whose bias the base lacks gets its own bias measured on the bias-only base, alone
     and with each of its weight entries; on Lin et al.'s base (every bias) there is none to measure."""
     work = tmp_path / "w"
@@ -140,17 +140,9 @@ def test_layer_bias_measures_each_weight_layers_own_bias(first_run, monkeypatch,
     assert own["accuracy"] == d["bias"][0]["accuracy"]      # head's own bias is the bias curve's k = 1
     assert own["memory_bytes"] == d["bias"][0]["memory_bytes"]
     assert contrib.load(work / "out.json")["layer_bias"] == d["layer_bias"]
-    assert "own biases (top 1 by Δ)" in printed_table(d)
-
-
-def printed_table(result):
-    """What contrib.table prints for a result."""
-    import contextlib
-    import io
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        contrib.table(result)
-    return out.getvalue()
+    capsys.readouterr()
+    contrib.table(d)
+    assert "own biases (top 1 by Δ)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("change,says", [

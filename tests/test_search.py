@@ -10,7 +10,7 @@ from model_prep import scheme as fmt
 from model_prep.training_plan import TrainingPlan
 from search import contrib, tasks
 from search.ga import BudgetRepair, greedy, greedy_seeds, nsga2, random_search, single_ga
-from search.space import Space
+from search.space import Space, _with
 
 from conftest import PY, ROOT
 
@@ -117,33 +117,27 @@ def test_own_bias_genes_train_the_biases_of_the_updated_layers(kws):
     (u,) = [u for u in sp.scheme(x).layers if u.layer == layer]
     assert u.bias and u.weight.ratio == 0.25
     delta = next(e["delta"] for e in own if e["layer"] == layer)
-    without = _set(x, i, sp.options[layer].index((0.25, None, False)))
+    without = _with(x, i, sp.options[layer].index((0.25, None, False)))
     assert sp.gain(x) == pytest.approx(sp.gain(without) + 0.02) and sp.gain(without) == plain.gain(
-        _set(plain.classifier_only, i, plain.options[layer].index((0.25, None, False))))
+        _with(plain.classifier_only, i, plain.options[layer].index((0.25, None, False))))
     assert sp.sram(x) >= sp.sram(without)
-    alone = _set(x, i, 1)
+    alone = _with(x, i, 1)
     (u,) = [u for u in sp.scheme(alone).layers if u.layer == layer]
     assert u.bias and u.weight.kind == "none" and sp.gain(alone) == pytest.approx(delta)
     assert "blocks.1.pw +bias" in sp.describe(alone) and "blocks.1.pw@0.25 +bias" in sp.describe(x)
-    held = _set(x, 0, len(sp.ks) - 1)                      # every trailing bias: its own bias adds nothing more
+    held = _with(x, 0, len(sp.ks) - 1)                      # every trailing bias: its own bias adds nothing more
     assert sp.gain(held) == pytest.approx(sp.bias_gain[sp.ks[-1]] + sp.gain(without))
     rng = np.random.default_rng(1)
     for _ in range(30):
         y = sp.random(rng)
         for g in range(1 + len(sp.layers)):
             if y[g]:
-                assert sp.step_gain(y, g) == pytest.approx(sp.gain(y) - sp.gain(_set(y, g, y[g] - 1)))
+                assert sp.step_gain(y, g) == pytest.approx(sp.gain(y) - sp.gain(_with(y, g, y[g] - 1)))
     assert sp.best_gain() >= max(sp.gain(sp.random(rng)) for _ in range(50))
     budget = 48 * 1024
     repair = BudgetRepair(sp, budget)
     assert all(sp.sram(repair.fix(sp.random(rng))) <= budget for _ in range(5))
     assert all(sp.sram(g) <= budget for g in sp.greedy_path(budget))
-
-
-def _set(x, i, v):
-    y = np.array(x, int)
-    y[i] = v
-    return y
 
 
 def test_repair_keeps_every_candidate_within_the_budget(space):
