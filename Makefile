@@ -87,10 +87,11 @@ ROWS_SEARCHED = --row kws/dscnn --row kws/mcunet@128,256 --row digits/mcunet@256
 SEARCH_ROWS = $(ROWS_SEARCHED) --evaluations results/evaluations
 bench-search: setup
 	$(PY) -m search.bench_init $(ROWS_SEARCHED)
-	$(PY) -m search.bench $(SEARCH_ROWS)
-	$(PY) -m search.bench $(SEARCH_ROWS) --train-seeds 3 --out results/search_train_seeds.json
-	$(PY) -m search.bench $(SEARCH_ROWS) --shrink --out results/search_shrink.json
-	$(PY) -m search.seed_noise $(SEARCH_ROWS)
+	$(PY) -m search.bench $(SEARCH_ROWS) --out results/search_greedy.json
+	$(PY) -m search.bench $(SEARCH_ROWS) --init sparse   # results/search.json: the GAs' start before --init
+	$(PY) -m search.bench $(SEARCH_ROWS) --init sparse --train-seeds 3 --out results/search_train_seeds.json
+	$(PY) -m search.bench $(SEARCH_ROWS) --init sparse --shrink --out results/search_shrink.json
+	$(PY) -m search.seed_noise $(SEARCH_ROWS) --init sparse
 	$(PY) -m search.gain_refit --bench results/search_shrink.json
 	$(PY) scripts/readme_results.py
 

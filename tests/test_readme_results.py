@@ -37,3 +37,32 @@ def test_selection_rules_are_compared_entry_by_entry():
     assert lines[3] == "| magnitude | +3.00 | +4.0 | — |"
     assert lines[4] == "| fisher | +3.50 | +4.0 | 1 of 2 / 1 |"
     assert rules_lines(weights[:2]) == []   # one rule: nothing to compare
+
+
+def test_at_a_glance_lists_every_search_row_with_its_own_table():
+    import runpy
+    at_a_glance = runpy.run_path(str(ROOT / "scripts" / "readme_results.py"))["at_a_glance"]
+
+    def row(model, frac, ga, random, tinytrain, run=None, **more):
+        return {"model": model, "task": "kws", "budget_bytes": 131072, "ga_evals_to_random_final_hv_fraction": frac,
+                "best_acc": {"ga": ga, "random": random, "tinytrain": tinytrain},
+                "ga_minus": {"random": {"mean": ga - random, "sem": 0.01}}, **({"run": run} if run else {}), **more}
+
+    updated = {"command": "python -m search.bench --row kws/mcunet --contrib results/contrib-b.json --update"}
+    results = {
+        "search_x.json": {"command": "python -m search.bench --contrib results/contrib-a.json",
+                          "rows": [row("dscnn", 0.05, 0.80, 0.78, 0.81, init="greedy", training_seeds=3),
+                                   row("mcunet", 0.25, 0.70, 0.72, 0.69, run=updated, gain_noise_shrink=0.01)]},
+        "seed_noise.json": {"rows": [{"model": "dscnn"}]},   # not a search file: left out
+    }
+    lines = at_a_glance(results).splitlines()
+    body = [x for x in lines if x.startswith("| `")]
+    assert body == [
+        "| `search_x.json` | `contrib-a` | greedy | 3 | dscnn | kws | 128 KiB | 5 % | 80.0 | 78.0 | +2.0 ± 1.0 | 81.0 "
+        "| -1.0 |",
+        "| `search_x.json` | `contrib-b`, `--shrink` | sparse | 1 | mcunet | kws | 128 KiB | 25 % | 70.0 | 72.0 "
+        "| -2.0 ± 1.0 | 69.0 | +1.0 |"]
+    assert lines[-1].startswith("Over these 2 rows") and lines[-1].endswith(
+        "the hypervolume goal is met on 1; NSGA-II's pick is at least as accurate as uniform random search's "
+        "(paired mean over seeds) on 1, and as TinyTrain's on 1.")
+    assert at_a_glance({"seed_noise.json": {"rows": []}}) is None
