@@ -573,7 +573,7 @@ TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": meth
           "contrib-dscnn-kws.json": contrib, "contrib-mcunet-kws.json": contrib,
           "contrib-mcunet-digits.json": contrib, "firmware.json": firmware, "plan_vs_measured.json": plan_vs_measured,
           "search.json": search, "search_train_seeds.json": search, "search_shrink.json": search,
-          "search_greedy.json": search,
+          "search_greedy.json": search, "search_greedy_train_seeds.json": search,
           "seed_noise.json": seed_noise, "gain_refit.json": gain_refit,
           "contrib-dscnn-kws-avx512.json": titled(contrib, SECOND),
           "contrib-mcunet-kws-avx512.json": titled(contrib, SECOND),
