@@ -88,6 +88,8 @@ SEARCH_ROWS = $(ROWS_SEARCHED) --evaluations results/evaluations
 bench-search: setup
 	$(PY) -m search.bench_init $(ROWS_SEARCHED)
 	$(PY) -m search.bench $(SEARCH_ROWS) --out results/search_greedy.json
+	$(PY) -m search.bench --row kws/dscnn --row kws/mcunet@128 --row digits/mcunet@256 --evaluations \
+		results/evaluations --train-seeds 3 --out results/search_greedy_train_seeds.json
 	$(PY) -m search.bench $(SEARCH_ROWS) --init sparse   # results/search.json: the GAs' start before --init
 	$(PY) -m search.bench $(SEARCH_ROWS) --init sparse --train-seeds 3 --out results/search_train_seeds.json
 	$(PY) -m search.bench $(SEARCH_ROWS) --init sparse --shrink --out results/search_shrink.json

@@ -345,14 +345,16 @@ def pooled_sentence(rows):
 
 POOLED_HOW = "each row's paired mean over seeds is one unit; mean ± s.e. of the rows, one-sided 95 % lower bound by " \
              "Student's t"
-# the search files of both pre-trainings, pooled: one training run per evaluation with either start of the GAs, and
-# the mean of three with the random start
+# the search files of both pre-trainings, pooled: one training run per evaluation or the mean of three, with either
+# start of the GAs
 ACROSS = {"one training run per evaluation, the GAs started from random schemes alone": (
               "search.json", "search_avx512.json"),
           "one training run per evaluation, the GAs started from the greedy knapsack path": (
               "search_greedy.json", "search_avx512_greedy.json"),
           "every evaluation the mean of 3 training runs, the GAs started from random schemes alone": (
-              "search_train_seeds.json", "search_avx512_train_seeds.json")}
+              "search_train_seeds.json", "search_avx512_train_seeds.json"),
+          "every evaluation the mean of 3 training runs, the GAs started from the greedy knapsack path": (
+              "search_greedy_train_seeds.json", "search_avx512_greedy_train_seeds.json")}
 
 
 def across_pretrainings(results):

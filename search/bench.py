@@ -42,7 +42,7 @@ from model_prep.cli import at_least
 from model_prep.provenance import git_commit, run_record, write_result
 from model_prep.training_plan import TrainingPlan
 from search import baselines, contrib, tasks
-from search.evaluate import WORK, Evaluator, evaluation_config, to_stderr
+from search.evaluate import Evaluator, add_cluster_arguments, evaluation_config, to_stderr
 from search.ga import INITS, greedy, nsga2, random_search, single_ga
 from search.space import Space
 
@@ -344,10 +344,7 @@ def main(argv=None):
                     "(search.contrib.shrunk): Δs within the noise stop adding up")
     ap.add_argument("--init", choices=INITS, default="greedy", help="the GAs' initial population: a quarter from "
                     "the greedy knapsack path (default), or sparse: Space.random_sparse alone (as before --init)")
-    ap.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
-    ap.add_argument("--workers", type=at_least(1), default=2)
-    ap.add_argument("--evaluations", type=Path, default=WORK, help="the evaluation cache's folder (default "
-                    "build/search; `make bench-search`: results/evaluations, committed, so a fresh clone resumes)")
+    add_cluster_arguments(ap)
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "search.json")
     ap.add_argument("--update", action="store_true", help="keep the rows of --out that this run does not "
                     "measure (other model, task or budget); replace those it does")

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from model_prep import scheme as fmt
+from model_prep.cli import at_least
 from search import tasks
 from search.contrib import Cache, Config, model_sha256, scheme_key
 
@@ -61,6 +62,15 @@ def evaluation_config(task, table, seeds=1):
     subset = t["train"] if t["train"] < tasks.split_size(task, "train") else 0
     return Config(lr=t["lr"], epochs=t["epochs"], batch_size=t["batch_size"], grad_format=t["grad_format"],
                   train=subset, seeds=seeds)
+
+
+def add_cluster_arguments(ap):
+    """--scheduler, --workers, --evaluations: where the real evaluations of a command run and are cached."""
+    ap.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
+    ap.add_argument("--workers", type=at_least(1), default=2, help="the local cluster's workers")
+    ap.add_argument("--evaluations", type=Path, default=WORK, help="the evaluation cache's folder (default "
+                    "build/search; `make bench-search`: results/evaluations, committed, so a fresh clone resumes "
+                    "and the commands that share it train a scheme once)")
 
 
 def to_stderr(line):

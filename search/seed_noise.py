@@ -24,7 +24,7 @@ from model_prep.cli import at_least
 from model_prep.provenance import run_record, write_result
 from search import tasks
 from search.bench import ROWS, add_row_arguments, correlation, row_space, wanted_rows
-from search.evaluate import WORK, Evaluator, evaluation_config, to_stderr
+from search.evaluate import Evaluator, add_cluster_arguments, evaluation_config, to_stderr
 from search.ga import INITS, nsga2, random_search
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,10 +91,7 @@ def main(argv=None):
     ap.add_argument("--verify", type=at_least(1), default=4, help="the bench's verified schemes per search")
     ap.add_argument("--init", choices=INITS, default="greedy", help="the bench's --init (sparse: the bench before "
                     "the greedy start, as results/seed_noise.json was measured)")
-    ap.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
-    ap.add_argument("--workers", type=at_least(1), default=2)
-    ap.add_argument("--evaluations", type=Path, default=WORK, help="the evaluation cache's folder (default "
-                    "build/search)")
+    add_cluster_arguments(ap)
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "seed_noise.json")
     args = ap.parse_args(argv)
     if args.seeds < 2:

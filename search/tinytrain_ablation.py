@@ -32,7 +32,7 @@ from model_prep.provenance import run_record, write_result
 from search import baselines, tasks
 from search.bench import (add_row_arguments, merged, planned_sram, row_space, row_table, tinytrain_scheme,
                           update_base, wanted_rows)
-from search.evaluate import WORK, Evaluator, evaluation_config, to_stderr
+from search.evaluate import Evaluator, add_cluster_arguments, evaluation_config, to_stderr
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = {"tinytrain": "TinyTrain (Fisher channels, biases)", "magnitude": "channels by magnitude",
@@ -101,10 +101,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="kws/dscnn quick task, 128 KiB, one training run")
     add_row_arguments(ap)
     ap.add_argument("--train-seeds", type=at_least(1), default=3, help="training runs averaged per evaluation")
-    ap.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
-    ap.add_argument("--workers", type=at_least(1), default=2)
-    ap.add_argument("--evaluations", type=Path, default=WORK, help="the evaluation cache's folder (search.bench's: "
-                    "the same schemes train once)")
+    add_cluster_arguments(ap)
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "tinytrain_ablation.json")
     ap.add_argument("--update", action="store_true", help="keep the rows of --out that this run does not measure")
     args = ap.parse_args(argv)
