@@ -570,6 +570,9 @@ OWN_BIAS = on_second_with("its table of blocks 3-14 measured on top of the class
 OWN_BIAS_EVERY_LAYER = on_second_with("its table over every layer measured on top of the classifier alone, channels "
                                       "by magnitude or by Fisher information, each layer's own bias a gene value")
 
+AT_PICKS_BIASES = "the last 12 layers measured on top of the last 25 biases (`--bias-base 25`: the bias count " \
+                  "of every search's pick at 256 KiB on the all-biases table)"
+
 
 TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": methods,
           "contrib-dscnn-kws.json": contrib, "contrib-mcunet-kws.json": contrib,
@@ -605,7 +608,10 @@ TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": meth
           "search_avx512_greedy_b0_own_train_seeds.json": titled(search, OWN_BIAS),
           "contrib-dscnn-kws-b0-own-avx512.json": titled(contrib, f"every layer {ON_CLASSIFIER}, with the layers' "
                                                                   f"own biases, {SECOND}"),
-          "search_avx512_greedy_b0_own_dscnn.json": titled(search, OWN_BIAS_EVERY_LAYER)}
+          "search_avx512_greedy_b0_own_dscnn.json": titled(search, OWN_BIAS_EVERY_LAYER),
+          # first pre-training: the weights measured on top of the bias count the 256 KiB picks keep
+          "contrib-mcunet-digits-b25.json": titled(contrib, AT_PICKS_BIASES),
+          "search_greedy_digits_b25.json": titled(search, f"MCUNet-digits, its table {AT_PICKS_BIASES}")}
 
 
 def datasets_table():
