@@ -84,12 +84,13 @@ plan-vs-measured: setup
 # the training runs of the bench are cached in results/evaluations (committed, since the --shrink row): a fresh
 # clone whose pre-training reproduces the same int8 models (the cache is keyed by their SHA-256) resumes there
 ROWS_SEARCHED = --row kws/dscnn --row kws/mcunet@128,256 --row digits/mcunet@256
-SEARCH_ROWS = $(ROWS_SEARCHED) --evaluations results/evaluations
+EVALUATIONS = --evaluations results/evaluations
+SEARCH_ROWS = $(ROWS_SEARCHED) $(EVALUATIONS)
 bench-search: setup
 	$(PY) -m search.bench_init $(ROWS_SEARCHED)
 	$(PY) -m search.bench $(SEARCH_ROWS) --out results/search_greedy.json
-	$(PY) -m search.bench --row kws/dscnn --row kws/mcunet@128 --row digits/mcunet@256 --evaluations \
-		results/evaluations --train-seeds 3 --out results/search_greedy_train_seeds.json
+	$(PY) -m search.bench --row kws/dscnn --row kws/mcunet@128 --row digits/mcunet@256 $(EVALUATIONS) \
+		--train-seeds 3 --out results/search_greedy_train_seeds.json
 	$(PY) -m search.bench $(SEARCH_ROWS) --init sparse   # results/search.json: the GAs' start before --init
 	$(PY) -m search.bench $(SEARCH_ROWS) --init sparse --train-seeds 3 --out results/search_train_seeds.json
 	$(PY) -m search.bench $(SEARCH_ROWS) --init sparse --shrink --out results/search_shrink.json

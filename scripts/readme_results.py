@@ -261,6 +261,16 @@ def plan_vs_measured(r):
     return "\n".join(lines + ["", "![plan vs measured](results/plan_vs_measured.png)"])
 
 
+def points(v):
+    """A difference of accuracies in points, signed, one decimal (no '-0.0')."""
+    return f"{round(100 * v, 1) + 0.0:+.1f}"
+
+
+def paired_points(d):
+    """A row's paired difference over seeds ({"mean", "sem"}): '+1.2 ± 0.4', no s.e. with one seed."""
+    return points(d["mean"]) + ("" if d["sem"] is None else f" ± {100 * d['sem']:.1f}")
+
+
 def search(r):
     """NSGA-II against random search, TinyTrain and the paper's rule, per model, task and budget."""
     pct = lambda v: "—" if v is None else f"{100 * v:.1f} %"   # noqa: E731
@@ -268,9 +278,7 @@ def search(r):
                        if m in x.get("best_acc_predicted_pick", {}) else "")
     def paired(x, m):
         d = x.get("ga_minus", {}).get(m)
-        if d is None:
-            return "—"
-        return f"{round(100 * d['mean'], 1) + 0.0:+.1f}" + ("" if d["sem"] is None else f" ± {100 * d['sem']:.1f}")
+        return "—" if d is None else paired_points(d)
 
     runs = lambda x: x.get("training_seeds", 1)   # noqa: E731 (results before --train-seeds: one run)
     greedy = any("greedy" in x["best_acc"] for x in r["rows"])   # results since --init: the greedy pick beside
@@ -406,8 +414,7 @@ def at_a_glance(results):
         lines.append(f"| `{name}` | {table_used(r, x)}{shrink} | {x.get('init') or 'sparse'} "
                      f"| {x.get('training_seeds', 1)} | {x['model']} | {x['task']} | {x['budget_bytes'] // 1024} KiB "
                      f"| {100 * frac:.0f} % | {pct(b['ga'])} | {pct(b['random'])} "
-                     f"| {round(100 * d['mean'], 1) + 0.0:+.1f} ± {100 * (d['sem'] or 0):.1f} | {pct(b['tinytrain'])} "
-                     f"| {round(100 * (b['ga'] - b['tinytrain']), 1) + 0.0:+.1f} |")
+                     f"| {paired_points(d)} | {pct(b['tinytrain'])} | {points(b['ga'] - b['tinytrain'])} |")
     n = len(found)
     lines += ["", f"Over these {n} rows (one model, task and budget can appear in several files: other tables, starts "
               f"or training runs, so the rows are not independent): the hypervolume goal is met on {hv_goal}; "
