@@ -159,9 +159,10 @@ def own_bias_lines(r):
     own = sorted(r.get("layer_bias", []), key=lambda e: -e["delta"])
     if not own:
         return []
+    # Δs are means over training runs: the same accuracies summed in another order differ by float noise
     key = lambda w: (w["layer"], w["ratio"], select_rule(w), str(w.get("rows")))   # noqa: E731
-    without = {key(w): w["delta"] for w in r["weight"] if not w.get("bias")}
-    pairs = [(w["delta"], without[key(w)]) for w in r["weight"] if w.get("bias") and key(w) in without]
+    without = {key(w): round(w["delta"], 12) for w in r["weight"] if not w.get("bias")}
+    pairs = [(round(w["delta"], 12), without[key(w)]) for w in r["weight"] if w.get("bias") and key(w) in without]
     mean = lambda xs: 100 * sum(xs) / max(len(xs), 1)   # noqa: E731
     best = ", ".join(f"{e['layer']} {100 * e['delta']:+.1f}" for e in own[:3])
     return ["", f"Own biases (`--layer-bias`), on top of bias-only: each weight layer's bias alone, {len(own)} "
@@ -569,13 +570,14 @@ EVERY_LAYER = on_second_with("its table over every layer")                      
 FISHER = on_second_with("its table over every layer with channels by magnitude or by Fisher information")
 FEW_BIAS = on_second_with("its table of blocks 3-14 measured on top of the classifier alone, channels by magnitude "
                           "or by Fisher information")                              # --bias-base 0
-FEW_BIAS_EVERY_LAYER = on_second_with("its table over every layer measured on top of the classifier alone, channels "
-                                      "by magnitude or by Fisher information")    # --bias-base 0 --layers all
+FEW_BIAS_TABLE = "its table over every layer measured on top of the classifier alone, channels by magnitude or " \
+                 "by Fisher information"                                          # --bias-base 0 --layers all
+FEW_BIAS_EVERY_LAYER = on_second_with(FEW_BIAS_TABLE)
 ON_CLASSIFIER = "on top of the classifier alone, channels by magnitude and by Fisher information"
 OWN_BIAS = on_second_with("its table of blocks 3-14 measured on top of the classifier alone, channels by magnitude "
                           "or by Fisher information, each layer's own bias a gene value")   # --layer-bias
-OWN_BIAS_EVERY_LAYER = on_second_with("its table over every layer measured on top of the classifier alone, channels "
-                                      "by magnitude or by Fisher information, each layer's own bias a gene value")
+OWN_BIAS_TABLE = f"{FEW_BIAS_TABLE}, each layer's own bias a gene value"
+OWN_BIAS_EVERY_LAYER = on_second_with(OWN_BIAS_TABLE)
 
 AT_PICKS_BIASES = "the last 12 layers measured on top of the last 25 biases (`--bias-base 25`: the bias count " \
                   "of every search's pick at 256 KiB on the all-biases table)"
@@ -618,7 +620,14 @@ TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": meth
           "search_avx512_greedy_b0_own_dscnn.json": titled(search, OWN_BIAS_EVERY_LAYER),
           # first pre-training: the weights measured on top of the bias count the 256 KiB picks keep
           "contrib-mcunet-digits-b25.json": titled(contrib, AT_PICKS_BIASES),
-          "search_greedy_digits_b25.json": titled(search, f"MCUNet-digits, its table {AT_PICKS_BIASES}")}
+          "search_greedy_digits_b25.json": titled(search, f"MCUNet-digits, its table {AT_PICKS_BIASES}"),
+          # first pre-training: DS-CNN's weights measured on top of the classifier alone (its picks keep 0-1 biases)
+          "contrib-dscnn-kws-b0.json": titled(contrib, f"every layer {ON_CLASSIFIER}"),
+          "contrib-dscnn-kws-b0-own.json": titled(contrib, f"every layer {ON_CLASSIFIER}, with the layers' own biases"),
+          "search_greedy_b0_dscnn.json": titled(search, f"DS-CNN, {FEW_BIAS_TABLE}"),
+          "search_greedy_b0_dscnn_train_seeds.json": titled(search, f"DS-CNN, {FEW_BIAS_TABLE}"),
+          "search_greedy_b0_own_dscnn.json": titled(search, f"DS-CNN, {OWN_BIAS_TABLE}"),
+          "search_greedy_b0_own_dscnn_train_seeds.json": titled(search, f"DS-CNN, {OWN_BIAS_TABLE}")}
 
 
 def datasets_table():

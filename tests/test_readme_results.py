@@ -39,6 +39,22 @@ def test_selection_rules_are_compared_entry_by_entry():
     assert rules_lines(weights[:2]) == []   # one rule: nothing to compare
 
 
+def test_own_bias_entries_equal_up_to_float_noise_count_as_equal():
+    import runpy
+    own_bias_lines = runpy.run_path(str(ROOT / "scripts" / "readme_results.py"))["own_bias_lines"]
+    w = lambda delta, bias, layer="a": {"layer": layer, "ratio": 0.5, "select": "magnitude", "delta": delta,  # noqa: E731
+                                        **({"bias": True} if bias else {})}
+    # the same three accuracies averaged in another order: 0.1 + 0.2 + 0.3 != 0.3 + 0.2 + 0.1 in floats
+    table = {"layer_bias": [{"layer": "a", "delta": -0.01}, {"layer": "b", "delta": 0.02}],
+             "weight": [w((0.1 + 0.2 + 0.3) / 3, False), w((0.3 + 0.2 + 0.1) / 3, True),
+                        w(0.01, False, "b"), w(0.03, True, "b")]}
+    assert (0.1 + 0.2 + 0.3) != (0.3 + 0.2 + 0.1)
+    line = own_bias_lines(table)[1]
+    assert "2 measured, mean Δ +0.50 pp, above zero on 1 (best b +2.0, a -1.0)" in line
+    assert line.endswith("2 entries, mean Δ +11.50 pp against +10.50 without the bias, above on 1, equal on 1.")
+    assert own_bias_lines({"weight": []}) == []
+
+
 def test_at_a_glance_lists_every_search_row_with_its_own_table():
     import runpy
     at_a_glance = runpy.run_path(str(ROOT / "scripts" / "readme_results.py"))["at_a_glance"]
