@@ -627,7 +627,10 @@ TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": meth
           "search_greedy_b0_dscnn.json": titled(search, f"DS-CNN, {FEW_BIAS_TABLE}"),
           "search_greedy_b0_dscnn_train_seeds.json": titled(search, f"DS-CNN, {FEW_BIAS_TABLE}"),
           "search_greedy_b0_own_dscnn.json": titled(search, f"DS-CNN, {OWN_BIAS_TABLE}"),
-          "search_greedy_b0_own_dscnn_train_seeds.json": titled(search, f"DS-CNN, {OWN_BIAS_TABLE}")}
+          "search_greedy_b0_own_dscnn_train_seeds.json": titled(search, f"DS-CNN, {OWN_BIAS_TABLE}"),
+          # first pre-training: digits over every layer (TinyTrain's scheme sits in blocks 3-10)
+          "contrib-mcunet-digits-all.json": titled(contrib, "every layer"),
+          "search_greedy_all_layers.json": titled(search, "MCUNet-digits, its table over every layer")}
 
 
 def datasets_table():
