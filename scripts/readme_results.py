@@ -159,17 +159,23 @@ def own_bias_lines(r):
     own = sorted(r.get("layer_bias", []), key=lambda e: -e["delta"])
     if not own:
         return []
-    # Δs are means over training runs: the same accuracies summed in another order differ by float noise
     key = lambda w: (w["layer"], w["ratio"], select_rule(w), str(w.get("rows")))   # noqa: E731
-    without = {key(w): round(w["delta"], 12) for w in r["weight"] if not w.get("bias")}
-    pairs = [(round(w["delta"], 12), without[key(w)]) for w in r["weight"] if w.get("bias") and key(w) in without]
+    without = {key(w): w["delta"] for w in r["weight"] if not w.get("bias")}
+    pairs = [(w["delta"], without[key(w)]) for w in r["weight"] if w.get("bias") and key(w) in without]
+    above, equal = above_and_equal(pairs)
     mean = lambda xs: 100 * sum(xs) / max(len(xs), 1)   # noqa: E731
     best = ", ".join(f"{e['layer']} {100 * e['delta']:+.1f}" for e in own[:3])
     return ["", f"Own biases (`--layer-bias`), on top of bias-only: each weight layer's bias alone, {len(own)} "
                 f"measured, mean Δ {mean([e['delta'] for e in own]):+.2f} pp, above zero on "
                 f"{sum(e['delta'] > 0 for e in own)} (best {best}); with its layer's weights, {len(pairs)} entries, "
                 f"mean Δ {mean([a for a, _ in pairs]):+.2f} pp against {mean([b for _, b in pairs]):+.2f} without "
-                f"the bias, above on {sum(a > b for a, b in pairs)}, equal on {sum(a == b for a, b in pairs)}."]
+                f"the bias, above on {above}, equal on {equal}."]
+
+
+def above_and_equal(pairs):
+    """Of (Δ, Δ of the entry it is compared with) pairs: how many above, how many equal. Δs are means over training
+    runs, and the same accuracies summed in another order differ by float noise, so equal means within 1e-12."""
+    return sum(a > b + 1e-12 for a, b in pairs), sum(abs(a - b) <= 1e-12 for a, b in pairs)
 
 
 def select_rule(w):
@@ -189,10 +195,9 @@ def rules_lines(weights):
     lines = ["", "| channel-selection rule | mean Δacc (pp) | best Δacc (pp) | entries above magnitude's / equal |",
              "|---|---|---|---|"]
     for name, d in by.items():
-        above = sum(d[k] > base[k] + 1e-12 for k in d) if name != "magnitude" else None
-        equal = sum(abs(d[k] - base[k]) <= 1e-12 for k in d) if name != "magnitude" else None
+        above, equal = above_and_equal([(d[k], base[k]) for k in d])
         lines.append(f"| {name} | {100 * sum(d.values()) / len(d):+.2f} | {100 * max(d.values()):+.1f} | "
-                     + ("—" if above is None else f"{above} of {len(d)} / {equal}") + " |")
+                     + ("—" if name == "magnitude" else f"{above} of {len(d)} / {equal}") + " |")
     return lines
 
 
@@ -566,7 +571,8 @@ def on_second_with(table):
     return lambda r: f"{on_second(r)}, {table}"
 
 
-EVERY_LAYER = on_second_with("its table over every layer")                        # search.contrib --layers all
+EVERY_LAYER_TABLE = "its table over every layer"                                  # search.contrib --layers all
+EVERY_LAYER = on_second_with(EVERY_LAYER_TABLE)
 FISHER = on_second_with("its table over every layer with channels by magnitude or by Fisher information")
 FEW_BIAS = on_second_with("its table of blocks 3-14 measured on top of the classifier alone, channels by magnitude "
                           "or by Fisher information")                              # --bias-base 0
@@ -630,7 +636,7 @@ TABLES = {"kws_demo.json": kws_demo, "verify.json": verify, "methods.json": meth
           "search_greedy_b0_own_dscnn_train_seeds.json": titled(search, f"DS-CNN, {OWN_BIAS_TABLE}"),
           # first pre-training: digits over every layer (TinyTrain's scheme sits in blocks 3-10)
           "contrib-mcunet-digits-all.json": titled(contrib, "every layer"),
-          "search_greedy_all_layers.json": titled(search, "MCUNet-digits, its table over every layer")}
+          "search_greedy_all_layers.json": titled(search, f"MCUNet-digits, {EVERY_LAYER_TABLE}")}
 
 
 def datasets_table():
